@@ -1,0 +1,66 @@
+# Ketnoi — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+# uv comes from PyPI into a project-local tool venv unless one is already on PATH.
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(if $(findstring .tools,$(UV)),.tools/bin/uv) pyproject.toml uv.lock shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+	$(UV) sync --locked --all-packages
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.synced ##@Setup Install every package and tool into .venv (uv, locked)
+
+.PHONY: lock
+lock: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ##@Setup Re-resolve dependencies into uv.lock
+	$(UV) lock
+
+.PHONY: run
+run: install ##@Run Start the whole system on embedded Kafka + PostgreSQL (Ctrl-C stops all)
+	$(BIN)/ketnoi up
+
+.PHONY: test
+test: install ##@Test Run the whole test suite (real broker and PostgreSQL)
+	$(BIN)/pytest -q -ra
+
+.PHONY: test-fast
+test-fast: install ##@Test Unit tests only (no broker, no database)
+	$(BIN)/pytest -q -m "not integration"
+
+.PHONY: lint
+lint: install ##@Quality ruff on everything, mypy --strict on shared/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared/src
+
+.PHONY: format
+format: install ##@Quality Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: docs
+docs: install ##@Docs Generate docs/asyncapi.json from the FastStream apps
+	$(BIN)/ketnoi docs --out docs/asyncapi.json
+
+.PHONY: bench
+bench: install ##@Benchmarks Run the benchmark scripts (figures with same-run baselines)
+	$(BIN)/python benchmarks/ingest_bench.py
+
+.PHONY: clean
+clean: ##@Setup Remove the venv, caches and local state (.ketnoi: embedded database!)
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .ketnoi
+
+.PHONY: help
+help: ##@Help Show this help
+	@awk 'BEGIN {FS = ":.*##@"} /^[a-zA-Z_-]+:.*##@/ { split($$2, a, " "); g=a[1]; sub(/^[^ ]+ /, "", $$2); groups[g] = groups[g] sprintf("  \033[36m%-12s\033[0m %s\n", $$1, $$2) } END { for (g in groups) { print g ":"; printf "%s", groups[g] } }' $(MAKEFILE_LIST)

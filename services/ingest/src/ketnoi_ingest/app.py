@@ -1,0 +1,334 @@
+"""The ingest HTTP service: ``POST /zalo/webhook``.
+
+Order of work for one request, cheapest refusal first:
+
+1. size: ``Content-Length`` over the limit → 413 before reading; a streamed body is cut at the
+   limit → 413;
+2. signature header present, body parsed (ids and timestamps kept as text), envelope readable,
+   signature valid for the OA's secret (else the app-wide one) → otherwise 401/400/422 and no
+   side effect at all: nothing stored, nothing published, the body not logged;
+3. normalise into ``zalo.events.v1`` (identities pseudonymised and sealed), drop our own API
+   echoes;
+4. make it durable exactly once: in one PostgreSQL transaction, claim the event id in the edge
+   dedup table (a retry or concurrent duplicate finds it and is answered 200 without effect),
+   then publish with acks=all within a deadline; if the broker is slow or down, write the event
+   to the spool (the outbox table) in the same transaction instead, and the relay drains it to
+   Kafka in order when the broker is back. The 200 goes out only after the commit.
+
+If PostgreSQL is unreachable the event is still published (the consumers' inboxes deduplicate);
+if neither is reachable the answer is 503 and Zalo retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import asyncpg
+import structlog
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+
+from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
+from ketnoi_shared.db import OutboxRelay, create_pool, enqueue
+from ketnoi_shared.identity import IdentityProtector
+from ketnoi_shared.logging import bind_context
+from ketnoi_shared.messaging import make_broker, publish
+from ketnoi_shared.service import ReadinessChecks, add_probes, broker_probe, db_probe
+
+from .metrics import ACCEPTED, ACK_LATENCY, DROPPED, DUPLICATES, RECEIVED, REJECTED
+from .normalize import BadShapeError, normalize, read_envelope
+from .settings import IngestSettings
+from .signature import compute_signature, signature_matches
+
+__all__ = ["Ingest", "create_app"]
+
+log = structlog.get_logger("ketnoi.ingest")
+
+SIGNATURE_HEADER: Final = "x-zevent-signature"
+_BROKER_ERRORS: Final = (KafkaError, TimeoutError, OSError)
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class Ingest:
+    """The long-lived parts of one ingest process."""
+
+    settings: IngestSettings
+    protector: IdentityProtector
+    broker: KafkaBroker
+    pool: asyncpg.Pool | None = None
+    relay: OutboxRelay | None = None
+    broker_connected: bool = False
+    #: While spooled events wait for the relay, new ones queue behind them (order per citizen).
+    spooling: bool = False
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    # -- secrets ---------------------------------------------------------------------------
+    def secret_for(self, candidates: tuple[str, ...]) -> tuple[str | None, str | None]:
+        """(OA id, secret): the first candidate OA with its own key, else the app-wide key."""
+        for oa_id in candidates:
+            key = self.settings.zalo_oa_secrets.get(oa_id)
+            if key is not None:
+                return oa_id, key.get_secret_value()
+        fallback = self.settings.zalo_oa_secret
+        oa_id = candidates[0] if candidates else None
+        return oa_id, fallback.get_secret_value() if fallback else None
+
+    # -- request handling --------------------------------------------------------------------
+    async def handle(self, raw: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        signature = headers.get(SIGNATURE_HEADER)
+        if not signature:
+            raise Refused(401, "missing_signature", "missing X-ZEvent-Signature")
+        try:
+            body = json.loads(raw, parse_int=str, parse_float=str)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise Refused(400, "malformed_json", "body is not valid UTF-8 JSON") from exc
+        try:
+            env = read_envelope(body)
+        except BadShapeError as exc:
+            raise Refused(422, "bad_shape", str(exc)) from exc
+        oa_id, secret = self.secret_for(env.oa_candidates)
+        if secret is None or oa_id is None:
+            raise Refused(401, "unknown_oa", "no secret for this OA")
+        if self.settings.zalo_app_id and env.app_id != self.settings.zalo_app_id:
+            raise Refused(401, "wrong_app", "unknown app_id")
+        expected = compute_signature(
+            app_id=env.app_id, raw_body=raw, timestamp=env.timestamp, secret=secret
+        )
+        if not signature_matches(signature, expected):
+            raise Refused(401, "bad_signature", "signature does not match")
+
+        retry_header = headers.get("num_retry") or headers.get("num-retry") or "0"
+        num_retry = int(retry_header) if retry_header.isdigit() and len(retry_header) < 6 else 0
+        try:
+            event = normalize(body, env, oa_id=oa_id, protect=self.protector, num_retry=num_retry)
+        except BadShapeError as exc:
+            raise Refused(422, "bad_shape", str(exc)) from exc
+        except ValueError as exc:  # pydantic validation of the contract
+            raise Refused(422, "bad_shape", "event does not fit the contract") from exc
+        if event is None:
+            DROPPED.labels(reason="oa_echo").inc()
+            return 200, {"status": "ignored", "reason": "oa_echo"}
+        bind_context({"event_id": event.event_id, "correlation_id": event.correlation_id,
+                      "event_name": event.event_name, "service": "ingest"})
+        outcome = await self.make_durable(event)
+        return 200, {"status": outcome, "event_id": event.event_id}
+
+    async def _publish(self, event: ZaloEvent) -> bool:
+        if not self.broker_connected:
+            return False
+        try:
+            await asyncio.wait_for(
+                publish(self.broker, ZALO_EVENTS, event), self.settings.ingest_publish_timeout_s
+            )
+        except _BROKER_ERRORS as exc:
+            log.warning("broker did not acknowledge in time, spooling", error=type(exc).__name__)
+            return False
+        return True
+
+    async def make_durable(self, event: ZaloEvent) -> str:
+        pool = self.pool
+        if pool is None:
+            if await self._publish(event):
+                ACCEPTED.labels(path="kafka").inc()
+                return "accepted"
+            raise Refused(503, "unavailable", "neither broker nor spool available")
+        try:
+            async with pool.acquire(timeout=1.0) as conn, conn.transaction():
+                fresh = await conn.fetchval(
+                    "INSERT INTO ingest_dedup (event_id) VALUES ($1) "
+                    "ON CONFLICT DO NOTHING RETURNING true",
+                    event.event_id,
+                )
+                if not fresh:
+                    DUPLICATES.inc()
+                    return "duplicate"
+                if not self.spooling and await self._publish(event):
+                    # Losing this row in a crash only risks a duplicate publish, which the
+                    # consumers' inboxes absorb: no need to wait for the WAL flush.
+                    await conn.execute("SET LOCAL synchronous_commit = off")
+                    path = "kafka"
+                else:
+                    self.spooling = True
+                    await enqueue(conn, ZALO_EVENTS, event.model_copy(update={"source": "spool"}))
+                    path = "spool"
+        except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
+                asyncpg.InterfaceError) as exc:
+            log.warning("spool unavailable, publishing without edge dedup",
+                        error=type(exc).__name__)
+            if await self._publish(event):
+                ACCEPTED.labels(path="kafka").inc()
+                return "accepted"
+            raise Refused(503, "unavailable", "neither broker nor spool available") from exc
+        ACCEPTED.labels(path=path).inc()
+        return "accepted" if path == "kafka" else "spooled"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def _connect_broker(self) -> None:
+        delay = 0.5
+        while not self.broker_connected:
+            try:
+                await self.broker.start()
+                self.broker_connected = True
+                log.info("broker connected")
+            except Exception as exc:  # keep trying; the spool takes events meanwhile
+                log.warning("broker not reachable yet", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _watch_spool(self) -> None:
+        """Leave spooling mode once the relay has drained the spool."""
+        assert self.pool is not None
+        while True:
+            await asyncio.sleep(0.5)
+            if not self.spooling:
+                continue
+            with contextlib.suppress(Exception):
+                pending = await self.pool.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL AND topic = $1",
+                    ZALO_EVENTS.name,
+                )
+                if pending == 0:
+                    self.spooling = False
+                    log.info("spool drained, publishing directly again")
+
+    async def _expire_dedup(self) -> None:
+        assert self.pool is not None
+        while True:
+            with contextlib.suppress(Exception):
+                await self.pool.execute(
+                    "DELETE FROM ingest_dedup WHERE received_at < now() - make_interval(days => $1)",
+                    self.settings.ingest_dedup_days,
+                )
+            await asyncio.sleep(3600)
+
+    async def start(self) -> None:
+        if self.settings.database_url:
+            try:
+                self.pool = await create_pool(
+                    self.settings.database_url, max_size=self.settings.database_pool_max
+                )
+            except Exception as exc:
+                log.error("database not reachable at start", error=type(exc).__name__)
+                raise
+            self.relay = OutboxRelay(
+                self.pool,
+                bootstrap=self.settings.kafka_bootstrap,
+                idempotence=self.settings.kafka_idempotence,
+            )
+            await self.relay.start()
+            self._tasks += [asyncio.create_task(self._watch_spool()),
+                            asyncio.create_task(self._expire_dedup())]
+        connect = asyncio.create_task(self._connect_broker())
+        self._tasks.append(connect)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(connect), 10)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.relay:
+            await self.relay.stop()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self.pool:
+            await self.pool.close()
+
+    def readiness(self) -> ReadinessChecks:
+        checks = ReadinessChecks(
+            probes={
+                "broker": broker_probe(self.broker),
+                "spool": db_probe(lambda: self.pool),
+            },
+            # Ready when at least one durable path can take writes.
+            policy=lambda r: r["broker"] or r["spool"],
+        )
+        return checks
+
+
+def build_ingest(settings: IngestSettings) -> Ingest:
+    if settings.zalo_oa_secret is None and not settings.zalo_oa_secrets:
+        raise SystemExit(
+            "ingest refuses to start: no Zalo OA secret key configured "
+            "(KETNOI_ZALO_OA_SECRET or KETNOI_ZALO_OA_SECRETS); there is no unverified mode"
+        )
+    protector = IdentityProtector.from_keys(
+        pseudonym_key=settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None,
+        seal_key=settings.seal_key.get_secret_value() if settings.seal_key else None,
+        old_seal_keys=settings.seal_old_keys.get_secret_value() if settings.seal_old_keys else None,
+    )
+    return Ingest(settings=settings, protector=protector, broker=make_broker(settings, service="ingest"))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise Refused(413, "too_large", f"body over {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, "too_large", f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: IngestSettings, ingest: Ingest | None = None) -> FastAPI:
+    """The ingest ASGI app; built by a function so tests configure it first."""
+    ingest = ingest or build_ingest(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await ingest.start()
+        try:
+            yield
+        finally:
+            await ingest.stop()
+
+    app = FastAPI(title="Ketnoi ingest", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.ingest = ingest
+    add_probes(app, ingest.readiness(), service="ingest")
+
+    @app.post("/zalo/webhook")
+    async def webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        RECEIVED.inc()
+        try:
+            raw = await _read_body(request, settings.ingest_max_body_bytes)
+            status, payload = await ingest.handle(raw, dict(request.headers))
+        except Refused as refused:
+            REJECTED.labels(reason=refused.reason).inc()
+            log.info("webhook refused", reason=refused.reason, status=refused.status)
+            return JSONResponse({"error": refused.reason, "message": refused.message},
+                                status_code=refused.status)
+        except Exception:
+            # Never a 500 for what Zalo sends: Zalo will retry a 503.
+            REJECTED.labels(reason="internal").inc()
+            log.exception("webhook failed")
+            return JSONResponse({"error": "unavailable", "message": "try again"},
+                                status_code=503)
+        finally:
+            structlog.contextvars.clear_contextvars()
+        ACK_LATENCY.observe(time.perf_counter() - started)
+        return JSONResponse(payload, status_code=status)
+
+    return app

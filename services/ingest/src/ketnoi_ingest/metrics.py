@@ -1,0 +1,44 @@
+"""Ingest's domain metrics (labels carry reasons and paths, never identities)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import Counter, Histogram
+
+from ketnoi_shared.metrics import REGISTRY
+
+__all__ = ["ACCEPTED", "ACK_LATENCY", "DROPPED", "DUPLICATES", "RECEIVED", "REJECTED"]
+
+RECEIVED: Final = Counter(
+    "ketnoi_ingest_received_total", "Webhook requests received.", registry=REGISTRY
+)
+ACCEPTED: Final = Counter(
+    "ketnoi_ingest_accepted_total",
+    "Events made durable, by path (kafka: acked by the broker; spool: written to PostgreSQL).",
+    ["path"],
+    registry=REGISTRY,
+)
+REJECTED: Final = Counter(
+    "ketnoi_ingest_rejected_total",
+    "Webhook requests refused, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+DUPLICATES: Final = Counter(
+    "ketnoi_ingest_duplicates_total",
+    "Redeliveries and retries recognised at the edge and not published again.",
+    registry=REGISTRY,
+)
+DROPPED: Final = Counter(
+    "ketnoi_ingest_dropped_total",
+    "Verified events deliberately not published, by reason (oa_echo: our own API sends).",
+    ["reason"],
+    registry=REGISTRY,
+)
+ACK_LATENCY: Final = Histogram(
+    "ketnoi_ingest_ack_seconds",
+    "Time from request received to the 200 answer (event durable).",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 5.0),
+    registry=REGISTRY,
+)

@@ -1,0 +1,3 @@
+"""Ketnoi embedded stack: everything on one machine without Docker (``ketnoi up``)."""
+
+__all__: list[str] = []

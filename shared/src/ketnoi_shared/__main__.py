@@ -1,0 +1,5 @@
+"""``python -m ketnoi_shared`` is the ``ketnoi`` command."""
+
+from .cli import main
+
+main()

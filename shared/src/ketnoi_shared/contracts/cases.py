@@ -1,0 +1,76 @@
+"""reports.triaged.v1: the state of a case after every change (triage or an operator)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from .base import Envelope, Pseudonym
+
+__all__ = ["CaseLocation", "CaseStatus", "Category", "TriagedCase", "Urgency"]
+
+
+class Category(StrEnum):
+    CRIME = "crime"
+    SOCIAL_EVILS = "social_evils"
+    TRAFFIC = "traffic"
+    PUBLIC_ORDER = "public_order"
+    ADMIN = "admin"
+    OTHER = "other"
+
+
+class Urgency(StrEnum):
+    EMERGENCY = "emergency"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class CaseStatus(StrEnum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    VERIFYING = "verifying"
+    HANDLED = "handled"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+
+
+class CaseLocation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ward_code: str | None = None
+    ward_name: str | None = None
+    province_code: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    source: str = Field(description="attachment, text or oa (the OA's own unit).")
+    distance_km: float | None = None
+
+
+class TriagedCase(Envelope):
+    """Key: case_id, so every version of one case stays ordered."""
+
+    case_id: str
+    reference: str = Field(description="Short code given to the citizen, e.g. LD-7K2Q9.")
+    version: int = Field(ge=1, description="Increases with every change of the case.")
+    oa_id: str
+    citizen_pseudonym: Pseudonym
+    status: CaseStatus
+    category: Category
+    subcategory: str | None = None
+    urgency: Urgency
+    confidence: float = Field(ge=0, le=1)
+    explanation: str = ""
+    decided_by: str = Field(default="auto", description="auto, or operator:<account id>.")
+    owner_unit_id: str | None = None
+    info_unit_ids: tuple[str, ...] = ()
+    location: CaseLocation | None = None
+    location_unknown: bool = False
+    outside_province: bool = False
+    message_count: int = Field(ge=0)
+    opened_at: AwareDatetime
+    last_message_at: AwareDatetime
+
+    def partition_key(self) -> str:
+        return self.case_id

@@ -1,0 +1,229 @@
+"""PostgreSQL through asyncpg: pools, migrations (yoyo), the inbox and the outbox.
+
+* **Migrations** are plain SQL files in :mod:`ketnoi_shared.migrations`, applied by
+  yoyo-migrations (a maintained migration tool with a lock and a history table) as a one-shot
+  step: ``ketnoi migrate``. Services never run DDL at start-up.
+* **Inbox**: :func:`claim` records (consumer, event_id) in the same transaction as the
+  consumer's side effects; a redelivered event finds its row and is skipped, so every consumer
+  is idempotent.
+* **Outbox**: :func:`enqueue` writes a message in the caller's transaction;
+  :class:`OutboxRelay` publishes pending rows to Kafka in id order and marks them. We evaluated
+  ``faststream-outbox``: it is a Postgres-table *broker* driven through SQLAlchemy sessions, not
+  a relay into Kafka for an asyncpg code base, so this small relay (one advisory lock, one
+  ordered SELECT, one UPDATE) is written here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from .contracts import Envelope, TopicSpec
+from .messaging import encode, envelope_headers
+from .metrics import INBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISHED
+
+__all__ = [
+    "OutboxRelay",
+    "apply_migrations",
+    "claim",
+    "create_pool",
+    "enqueue",
+    "migrations_dir",
+]
+
+log = structlog.get_logger(__name__)
+
+OUTBOX_CHANNEL: Final = "ketnoi_outbox"
+_RELAY_LOCK: Final = 0x6B65746E6F69  # "ketnoi": one active relay per database
+
+
+async def create_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=10)
+    if pool is None:  # pragma: no cover - asyncpg types say Optional
+        raise RuntimeError("could not create a database pool")
+    return pool
+
+
+def migrations_dir() -> Path:
+    return Path(str(resources.files("ketnoi_shared") / "migrations"))
+
+
+def _yoyo_url(url: str) -> str:
+    """asyncpg URL → yoyo/psycopg URL (socket ``host=`` query kept)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    return urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, urlencode(query), ""))
+
+
+def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
+    """Apply pending migrations; returns the ids applied (empty when up to date)."""
+    from yoyo import get_backend, read_migrations  # noqa: PLC0415 - heavy, CLI-only import
+
+    backend = get_backend(_yoyo_url(url))
+    migrations = read_migrations(str(directory or migrations_dir()))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return [m.id for m in pending]
+
+
+async def claim(conn: asyncpg.Connection, *, consumer: str, event_id: str) -> bool:
+    """Record that ``consumer`` handles ``event_id``; False if it already did.
+
+    Call inside the transaction that holds the consumer's side effects.
+    """
+    status: str = await conn.execute(
+        "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        consumer,
+        event_id,
+    )
+    fresh = status.endswith(" 1")
+    if not fresh:
+        INBOX_DUPLICATES.labels(consumer=consumer).inc()
+    return fresh
+
+
+async def enqueue(conn: asyncpg.Connection, spec: TopicSpec, model: Envelope) -> bool:
+    """Write ``model`` to the outbox in the caller's transaction; False if already there."""
+    if spec.value_model is None or not isinstance(model, spec.value_model):
+        raise TypeError(f"{type(model).__name__} is not the value model of {spec.name}")
+    headers = envelope_headers(model) | {"correlation_id": model.correlation_id}
+    status: str = await conn.execute(
+        """INSERT INTO outbox (topic, key, value, headers, event_id)
+           VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (topic, event_id) DO NOTHING""",
+        spec.name,
+        model.partition_key().encode(),  # type: ignore[attr-defined]
+        encode(model),
+        json.dumps(headers),
+        model.event_id,
+    )
+    return status.endswith(" 1")
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka in order; wakes on NOTIFY, else polls."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        bootstrap: str,
+        idempotence: bool = False,
+        batch: int = 500,
+        poll_s: float = 1.0,
+        keep_published_s: float = 7 * 24 * 3600,
+    ) -> None:
+        self.pool = pool
+        self.bootstrap = bootstrap
+        self.idempotence = idempotence
+        self.batch = batch
+        self.poll_s = poll_s
+        self.keep_published_s = keep_published_s
+        self._wake = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close_listener()
+        if self._producer:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    async def _ensure_clients(self) -> AIOKafkaProducer:
+        if self._listener is None or self._listener.is_closed():
+            self._listener = await self.pool.acquire()
+            await self._listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=self.idempotence,
+                client_id="ketnoi-outbox-relay",
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                producer = await self._ensure_clients()
+                sent = await self.relay_once(producer)
+                failures = 0
+                if sent >= self.batch:
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep relaying whatever fails; back off
+                failures += 1
+                log.warning("outbox relay pass failed", error=type(exc).__name__)
+                if self._listener is not None:
+                    await self.pool.release(self._listener)
+                    self._listener = None
+                await asyncio.sleep(min(10.0, 0.2 * 2**failures))
+
+    async def relay_once(self, producer: AIOKafkaProducer) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
+                return 0
+            rows: Sequence[asyncpg.Record] = await conn.fetch(
+                """SELECT id, topic, key, value, headers FROM outbox
+                   WHERE published_at IS NULL ORDER BY id LIMIT $1""",
+                self.batch,
+            )
+            OUTBOX_PENDING.set(len(rows))
+            if not rows:
+                return 0
+            futures = []
+            for row in rows:
+                headers: dict[str, Any] = json.loads(row["headers"])
+                futures.append(
+                    await producer.send(
+                        row["topic"],
+                        value=row["value"],
+                        key=row["key"],
+                        headers=[(k, str(v).encode()) for k, v in headers.items()],
+                    )
+                )
+            await asyncio.gather(*futures)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+            await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                self.keep_published_s,
+            )
+        for row in rows:
+            OUTBOX_PUBLISHED.labels(topic=row["topic"]).inc()
+        return len(rows)

@@ -1,0 +1,294 @@
+"""Kafka messaging on FastStream: broker factory, publishing with envelope headers, topic
+creation, and the one retry + dead-letter mechanism every consumer uses.
+
+Delivery guarantees:
+
+* producers wait for ``acks=all``;
+* consumers use a consumer group with ``AckPolicy.NACK_ON_ERROR``: the offset is committed only
+  after the handler returned (its side effects are durable by then), and an exception that
+  escapes rewinds the partition to the message;
+* :class:`DeadLetterMiddleware` turns that into bounded retries: a deterministic failure is
+  retried with jittered exponential backoff a bounded number of times, then the original bytes
+  and headers go to ``<topic>.dlq`` with the error, the attempt count and the origin, and the
+  offset is committed so the partition keeps flowing. An undecodable message goes to the DLQ at
+  once. A failure of the infrastructure itself (database or broker unreachable) is not the
+  message's fault: the partition pauses and retries it (with backoff) instead of dead-lettering
+  good messages during an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Final
+
+import asyncpg
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream._internal.middlewares import BaseMiddleware
+from faststream.exceptions import HandlerException, NackMessage
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import StreamMessage
+from pydantic import ValidationError
+
+from .contracts import Envelope, TopicSpec
+from .logging import bind_context
+from .metrics import CONSUMER_RETRIES, DEAD_LETTERED, REGISTRY
+from .settings import CommonSettings
+
+__all__ = [
+    "CONSUMER_ACK_POLICY",
+    "DeadLetterMiddleware",
+    "DeadLetterPolicy",
+    "ensure_topics",
+    "envelope_headers",
+    "is_transient",
+    "make_broker",
+    "publish",
+]
+
+log = structlog.get_logger(__name__)
+
+#: Ack policy of every Ketnoi subscriber: commit after processing, rewind on error.
+CONSUMER_ACK_POLICY: Final = AckPolicy.NACK_ON_ERROR
+
+H_EVENT_ID: Final = "ketnoi-event-id"
+H_SCHEMA: Final = "ketnoi-schema-version"
+H_OCCURRED: Final = "ketnoi-occurred-at"
+H_PRODUCED: Final = "ketnoi-produced-at"
+H_MODEL: Final = "ketnoi-model"
+
+
+def envelope_headers(model: Envelope) -> dict[str, str]:
+    """Kafka headers mirroring the envelope (FastStream adds ``correlation_id`` itself)."""
+    return {
+        H_EVENT_ID: model.event_id,
+        H_SCHEMA: str(model.schema_version),
+        H_OCCURRED: model.occurred_at.isoformat(),
+        H_PRODUCED: model.produced_at.isoformat(),
+        H_MODEL: type(model).__name__,
+    }
+
+
+def encode(model: Envelope) -> bytes:
+    return model.model_dump_json().encode()
+
+
+async def publish(broker: KafkaBroker, spec: TopicSpec, model: Envelope) -> None:
+    """Publish ``model`` to ``spec`` with its key and envelope headers; waits for acks=all."""
+    if spec.value_model is None or not isinstance(model, spec.value_model):
+        raise TypeError(f"{type(model).__name__} is not the value model of {spec.name}")
+    key: str = model.partition_key()  # type: ignore[attr-defined]
+    await broker.publish(
+        encode(model),
+        topic=spec.name,
+        key=key.encode(),
+        headers=envelope_headers(model),
+        correlation_id=model.correlation_id,
+        content_type="application/json",
+    )
+
+
+_TRANSIENT: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the failure is the infrastructure's, not the message's."""
+    return isinstance(exc, _TRANSIENT)
+
+
+def _is_undecodable(exc: BaseException) -> bool:
+    return isinstance(exc, ValidationError | json.JSONDecodeError | UnicodeDecodeError)
+
+
+@dataclass(slots=True)
+class DeadLetterPolicy:
+    """How a consumer retries, and where it dead-letters."""
+
+    consumer: str
+    attempts: int = 4
+    backoff_s: float = 0.2
+    backoff_max_s: float = 5.0
+    #: Backoff while the infrastructure is failing (the partition pauses, nothing is DLQ'd).
+    transient_pause_s: float = 1.0
+    broker: KafkaBroker | None = field(default=None, repr=False)
+    sleep: Callable[[float], Any] = field(default=asyncio.sleep, repr=False)
+
+    def backoff(self, attempt: int) -> float:
+        base = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+        return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+
+
+class DeadLetterMiddleware(BaseMiddleware):
+    """Bounded retries, then ``<topic>.dlq``; see the module docstring."""
+
+    def __init__(self, msg: Any, /, *, context: Any, policy: DeadLetterPolicy) -> None:
+        super().__init__(msg, context=context)
+        self.policy = policy
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Any], msg: StreamMessage[Any]
+    ) -> Any:
+        record = msg.raw_message
+        topic = getattr(record, "topic", "?")
+        bind_context(
+            {
+                "topic": topic,
+                "partition": getattr(record, "partition", None),
+                "offset": getattr(record, "offset", None),
+                "correlation_id": msg.correlation_id,
+                "event_id": msg.headers.get(H_EVENT_ID),
+                "consumer": self.policy.consumer,
+            }
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await call_next(msg)
+            except HandlerException:
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    CONSUMER_RETRIES.labels(topic=topic, kind="transient").inc()
+                    log.warning("infrastructure failure, pausing partition", error=repr(exc))
+                    await self.policy.sleep(self.policy.transient_pause_s)
+                    raise NackMessage() from exc
+                if _is_undecodable(exc) or attempt >= self.policy.attempts:
+                    reason = "undecodable" if _is_undecodable(exc) else "handler_error"
+                    await self._dead_letter(msg, exc, attempt=attempt, reason=reason)
+                    return None
+                CONSUMER_RETRIES.labels(topic=topic, kind="deterministic").inc()
+                delay = self.policy.backoff(attempt)
+                log.warning(
+                    "handler failed, retrying", attempt=attempt, delay_s=round(delay, 3),
+                    error=type(exc).__name__,
+                )
+                await self.policy.sleep(delay)
+
+    async def _dead_letter(
+        self, msg: StreamMessage[Any], exc: BaseException, *, attempt: int, reason: str
+    ) -> None:
+        record = msg.raw_message
+        topic = getattr(record, "topic", "unknown")
+        broker = self.policy.broker
+        if broker is None:  # pragma: no cover - wiring error
+            raise RuntimeError("DeadLetterPolicy.broker is not set")
+        headers = {k: v for k, v in msg.headers.items() if isinstance(v, str)}
+        headers.update(
+            {
+                "x-dlq-reason": reason,
+                "x-dlq-error-type": type(exc).__name__,
+                # The exception text may quote the payload; keep only the last frames' shape.
+                "x-dlq-error": _safe_error(exc),
+                "x-dlq-attempts": str(attempt),
+                "x-dlq-original-topic": topic,
+                "x-dlq-original-partition": str(getattr(record, "partition", "")),
+                "x-dlq-original-offset": str(getattr(record, "offset", "")),
+                "x-dlq-consumer": self.policy.consumer,
+                "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+            }
+        )
+        await broker.publish(
+            msg.body,
+            topic=topic + ".dlq",
+            key=getattr(record, "key", None),
+            headers=headers,
+            correlation_id=msg.correlation_id,
+        )
+        DEAD_LETTERED.labels(topic=topic, reason=reason).inc()
+        log.error("message dead-lettered", reason=reason, attempts=attempt,
+                  error_type=type(exc).__name__)
+
+
+def _safe_error(exc: BaseException) -> str:
+    """A description of ``exc`` that cannot carry payload values (identities, text)."""
+    if isinstance(exc, ValidationError):
+        fields = sorted({".".join(map(str, e["loc"])) + ":" + e["type"] for e in exc.errors()})
+        return "ValidationError " + ", ".join(fields)[:900]
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = " < ".join(f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames)
+    return f"{type(exc).__name__} at {where}"[:900]
+
+
+def make_broker(
+    settings: CommonSettings,
+    *,
+    service: str,
+    policy: DeadLetterPolicy | None = None,
+) -> KafkaBroker:
+    """A KafkaBroker with acks=all, Prometheus metrics and the dead-letter middleware."""
+    policy = policy or DeadLetterPolicy(
+        consumer=service,
+        attempts=settings.retry_attempts,
+        backoff_s=settings.retry_backoff_s,
+        backoff_max_s=settings.retry_backoff_max_s,
+    )
+    broker = KafkaBroker(
+        settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=settings.kafka_idempotence,
+        client_id=f"ketnoi-{service}",
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        middlewares=(
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service),
+            partial(DeadLetterMiddleware, policy=policy),
+        ),
+        logger=structlog.get_logger("faststream"),
+    )
+    policy.broker = broker
+    return broker
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, replication: int = 1) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="ketnoi-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return []
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        s.name,
+                        s.partitions,
+                        replication,
+                        topic_configs={"retention.ms": str(s.retention_ms)},
+                    )
+                    for s in missing
+                ]
+            )
+        except TopicAlreadyExistsError:  # a concurrent creator won the race
+            pass
+        except KafkaError:
+            # Some brokers reject topic configs; create without them rather than fail.
+            for s in missing:
+                try:
+                    await admin.create_topics([NewTopic(s.name, s.partitions, replication)])
+                except TopicAlreadyExistsError:
+                    pass
+        return [s.name for s in missing]
+    finally:
+        await admin.close()

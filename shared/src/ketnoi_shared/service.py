@@ -1,0 +1,107 @@
+"""The HTTP face every Ketnoi process has: /livez, /readyz, /metrics, run under uvicorn.
+
+``/livez`` touches no dependency (the process answers); ``/readyz`` checks the broker and the
+database (and any extra check a service adds) with a short deadline and answers 503 with the
+failing parts named; ``/metrics`` is the Prometheus text of the process registry (FastStream's
+handler metrics and the domain counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .metrics import REGISTRY
+from .settings import CommonSettings
+
+__all__ = ["Probe", "ReadinessChecks", "add_probes", "broker_probe", "db_probe", "serve"]
+
+log = structlog.get_logger(__name__)
+
+Probe = Callable[[], Awaitable[bool]]
+
+
+def broker_probe(broker: KafkaBroker) -> Probe:
+    async def check() -> bool:
+        return bool(await broker.ping(timeout=1.5))
+
+    return check
+
+
+def db_probe(pool: Callable[[], asyncpg.Pool | None]) -> Probe:
+    async def check() -> bool:
+        p = pool()
+        if p is None:
+            return False
+        async with p.acquire(timeout=1.5) as conn:
+            return bool(await conn.fetchval("SELECT 1", timeout=1.5) == 1)
+
+    return check
+
+
+@dataclass(slots=True)
+class ReadinessChecks:
+    """Named probes; ready when ``policy`` says so (default: all pass)."""
+
+    probes: dict[str, Probe] = field(default_factory=dict)
+    policy: Callable[[dict[str, bool]], bool] = field(default=lambda r: all(r.values()))
+
+    async def run(self, timeout: float = 2.0) -> tuple[bool, dict[str, bool]]:
+        async def one(probe: Probe) -> bool:
+            try:
+                return await asyncio.wait_for(probe(), timeout)
+            except Exception:  # a probe that raises is a failing probe
+                return False
+
+        names = list(self.probes)
+        results = await asyncio.gather(*(one(self.probes[n]) for n in names))
+        outcome = dict(zip(names, results, strict=True))
+        return self.policy(outcome), outcome
+
+
+def add_probes(app: FastAPI, checks: ReadinessChecks, *, service: str) -> None:
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        ready, outcome = await checks.run()
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "service": service, "checks": outcome},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@contextlib.asynccontextmanager
+async def _noop(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def serve(app: Any, settings: CommonSettings) -> None:
+    """Run ``app`` under uvicorn on the configured host and port until SIGINT/SIGTERM."""
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,  # our structlog configuration handles uvicorn's loggers
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
