@@ -70,11 +70,14 @@ def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
     from yoyo import get_backend, read_migrations  # noqa: PLC0415 - heavy, CLI-only import
 
     backend = get_backend(_yoyo_url(url))
-    migrations = read_migrations(str(directory or migrations_dir()))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
-    return [m.id for m in pending]
+    try:
+        migrations = read_migrations(str(directory or migrations_dir()))
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+        return [m.id for m in pending]
+    finally:
+        backend.connection.close()
 
 
 async def claim(conn: asyncpg.Connection, *, consumer: str, event_id: str) -> bool:

@@ -94,7 +94,6 @@ async def publish(broker: KafkaBroker, spec: TopicSpec, model: Envelope) -> None
         key=key.encode(),
         headers=envelope_headers(model),
         correlation_id=model.correlation_id,
-        content_type="application/json",
     )
 
 
