@@ -20,7 +20,7 @@ from ketnoi_shared.messaging import (
 )
 from ketnoi_shared.settings import CommonSettings
 
-from .conftest import read_from
+from .conftest import read_topic
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
@@ -66,7 +66,7 @@ async def test_publish_carries_key_and_envelope_headers(kafka_bootstrap: str, to
         await publish(broker, spec, msg)
     finally:
         await broker.stop()
-    (record,) = await read_from(kafka_bootstrap, {TopicPartition(topic_name, 0): 0}, until=1)
+    (record,) = await read_topic(kafka_bootstrap, topic_name, until=1)
     headers = {k: v.decode() for k, v in record.headers}
     assert record.key == msg.source_id.encode()
     assert headers["ketnoi-event-id"] == msg.event_id
@@ -151,7 +151,7 @@ async def test_poison_message_retried_then_dead_lettered_and_partition_flows(
         await producer.stop()
     assert handled == ["1", "3"], "later messages flow after the poison one"
     assert attempts["2"] == 3, "bounded attempts"
-    dlq = await read_from(kafka_bootstrap, {TopicPartition(topic_name + ".dlq", 0): 0}, until=2)
+    dlq = await read_topic(kafka_bootstrap, topic_name + ".dlq", until=2)
     assert len(dlq) == 2
     first = {k: v.decode() for k, v in dlq[0].headers}
     assert first["x-dlq-reason"] == "handler_error"
@@ -202,5 +202,4 @@ async def test_transient_failure_is_retried_without_dead_lettering(
         await consumer.stop()
         await producer.stop()
     assert calls["n"] == 6
-    assert await read_from(kafka_bootstrap, {TopicPartition(topic_name + ".dlq", 0): 0},
-                           timeout=1.0, idle=0.5) == []
+    assert await read_topic(kafka_bootstrap, topic_name + ".dlq", timeout=1.0, idle=0.5) == []

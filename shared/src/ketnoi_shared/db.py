@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -34,6 +35,7 @@ from .metrics import INBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
 __all__ = [
     "OutboxRelay",
+    "OutboxRelayError",
     "apply_migrations",
     "claim",
     "create_pool",
@@ -113,6 +115,10 @@ async def enqueue(conn: asyncpg.Connection, spec: TopicSpec, model: Envelope) ->
     return status.endswith(" 1")
 
 
+class OutboxRelayError(Exception):
+    """Some rows of a relay pass were not acknowledged; they stay pending."""
+
+
 class OutboxRelay:
     """Publishes outbox rows to Kafka in order; wakes on NOTIFY, else polls."""
 
@@ -125,7 +131,9 @@ class OutboxRelay:
         batch: int = 500,
         poll_s: float = 1.0,
         keep_published_s: float = 7 * 24 * 3600,
+        request_timeout_ms: int = 5000,
     ) -> None:
+        self.request_timeout_ms = request_timeout_ms
         self.pool = pool
         self.bootstrap = bootstrap
         self.idempotence = idempotence
@@ -133,6 +141,8 @@ class OutboxRelay:
         self.poll_s = poll_s
         self.keep_published_s = keep_published_s
         self._wake = asyncio.Event()
+        #: Monotonic start time of the last pass that published everything it found.
+        self.last_clean_pass_started: float = 0.0
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -151,22 +161,32 @@ class OutboxRelay:
                 await self._producer.stop()
             self._producer = None
 
-    async def _close_listener(self) -> None:
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _drop_listener(self) -> None:
         if self._listener is not None:
             with contextlib.suppress(Exception):
-                await self._listener.close()
+                await self._listener.remove_listener(OUTBOX_CHANNEL, self._on_notify)
+            with contextlib.suppress(Exception):
+                await self.pool.release(self._listener)
             self._listener = None
+
+    async def _close_listener(self) -> None:
+        await self._drop_listener()
 
     async def _ensure_clients(self) -> AIOKafkaProducer:
         if self._listener is None or self._listener.is_closed():
             self._listener = await self.pool.acquire()
-            await self._listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+            await self._listener.add_listener(OUTBOX_CHANNEL, self._on_notify)
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap,
                 acks="all",
                 enable_idempotence=self.idempotence,
                 client_id="ketnoi-outbox-relay",
+                # An unsent batch expires after this, so a failed pass settles quickly.
+                request_timeout_ms=self.request_timeout_ms,
             )
             await producer.start()
             self._producer = producer
@@ -177,7 +197,9 @@ class OutboxRelay:
         while True:
             try:
                 producer = await self._ensure_clients()
+                started = time.monotonic()
                 sent = await self.relay_once(producer)
+                self.last_clean_pass_started = started
                 failures = 0
                 if sent >= self.batch:
                     continue
@@ -189,9 +211,7 @@ class OutboxRelay:
             except Exception as exc:  # keep relaying whatever fails; back off
                 failures += 1
                 log.warning("outbox relay pass failed", error=type(exc).__name__)
-                if self._listener is not None:
-                    await self.pool.release(self._listener)
-                    self._listener = None
+                await self._drop_listener()
                 await asyncio.sleep(min(10.0, 0.2 * 2**failures))
 
     async def relay_once(self, producer: AIOKafkaProducer) -> int:
@@ -210,23 +230,35 @@ class OutboxRelay:
             futures = []
             for row in rows:
                 headers: dict[str, Any] = json.loads(row["headers"])
-                futures.append(
-                    await producer.send(
-                        row["topic"],
-                        value=row["value"],
-                        key=row["key"],
-                        headers=[(k, str(v).encode()) for k, v in headers.items()],
+                try:
+                    futures.append(
+                        await producer.send(
+                            row["topic"],
+                            value=row["value"],
+                            key=row["key"],
+                            headers=[(k, str(v).encode()) for k, v in headers.items()],
+                        )
                     )
+                except Exception as exc:  # stop here; what was issued still settles below
+                    log.warning("outbox relay send refused", error=type(exc).__name__)
+                    break
+            # Wait for every send to settle (acked or expired): a row is marked only when the
+            # broker acknowledged it, and nothing of this pass is still in flight when the
+            # next pass re-sends the rest, so nothing is published twice.
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            done = [r["id"] for r, o in zip(rows, outcomes, strict=False)
+                    if not isinstance(o, BaseException)]
+            if done:
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", done
                 )
-            await asyncio.gather(*futures)
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
             await conn.execute(
                 "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
                 self.keep_published_s,
             )
+        failed = len(rows) - len(done)
+        if failed:
+            raise OutboxRelayError(f"{failed} of {len(rows)} outbox rows not acknowledged")
         for row in rows:
             OUTBOX_PUBLISHED.labels(topic=row["topic"]).inc()
         return len(rows)

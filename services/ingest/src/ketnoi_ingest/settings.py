@@ -27,7 +27,7 @@ class IngestSettings(CommonSettings):
         default=256 * 1024, description="Largest webhook body accepted (413 above)."
     )
     ingest_publish_timeout_s: float = Field(
-        default=0.6,
+        default=0.8,
         description="How long a webhook waits for the broker's acks=all before the event is "
         "written to the PostgreSQL spool instead (Zalo's budget is 2 s).",
     )

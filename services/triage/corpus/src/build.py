@@ -52,6 +52,29 @@ def resolve(short):
     return CANON.get(exact[0], exact[0])
 
 
+def fold(t):
+    """lower-case, accent-free copy of t with the same length (one char per char)."""
+    out = []
+    for ch in unicodedata.normalize('NFC', t):
+        base = unicodedata.normalize('NFD', ch)[0]
+        out.append({'đ': 'd', 'Đ': 'd'}.get(ch, base).lower())
+    return ''.join(out)
+
+
+def as_written(name, text):
+    """The substring of text that spells name, ignoring case and diacritics."""
+    f = fold(text)
+    i = f.find(fold(name))
+    if i < 0:
+        return None
+    # keep the unit type the writer put in front of it ("tt Di Linh", "xã Tam Bố")
+    m = re.search(r'(?:^|[\s,(])((?:thi tran|tt\.?|xa|phuong|p\.|khu|thon)\s+)$', f[:i])
+    if m and not re.match(r'(thi tran|tt|xa|phuong|p\.|khu|thon)\b', fold(name)):
+        i -= len(m.group(1))
+        return text[i:i + len(m.group(1)) + len(name)]
+    return text[i:i + len(name)]
+
+
 def split_of(key):
     h = int(hashlib.md5(key.encode('utf-8')).hexdigest(), 16)
     return 'test' if h % 100 < 20 else 'train'
@@ -79,9 +102,9 @@ def main():
             oldw = None
             if old != '-':
                 oldw, _, canon = old.partition('~')
-                oldw = oldw.strip()
-                if oldw not in text and oldw.lower() not in text.lower():
-                    errors.append(f'{where}: old name {oldw!r} not in text')
+                oldw = as_written(oldw.strip(), unicodedata.normalize('NFC', text))
+                if not oldw:
+                    errors.append(f'{where}: old name {old!r} not in text')
                 if canon.strip():
                     c = canon.strip()
                     for k, v in PROV.items():
@@ -93,7 +116,7 @@ def main():
             outside = 'o' in fl
             key = next((f[1:] for f in fl if f.startswith('@')), None) or text
             split = 'test' if 'T' in fl else 'train' if 'R' in fl else split_of(key)
-            text = text.replace('\\n', '\n')
+            text = unicodedata.normalize('NFC', text).replace('\\n', '\n')
             rows.append({'text': text, 'category': cat, 'subcategory': sub, 'urgency': urg,
                          'location_ward': wname, 'old_name_mentioned': oldw,
                          'outside_province': outside, 'split': split, 'note': note})
