@@ -20,10 +20,11 @@ from ketnoi_shared.contracts import all_topics
 from ketnoi_shared.db import apply_migrations
 from ketnoi_shared.logging import configure_logging
 from ketnoi_shared.messaging import ensure_topics
-from ketnoi_shared.settings import CommonSettings, load_settings
+from ketnoi_shared.settings import load_settings
 
 from .embedded import EmbeddedPostgres, TansuBroker
 from .secrets import ensure_local_secrets
+from .settings import StackSettings
 from .supervisor import Supervisor
 
 __all__ = ["up"]
@@ -51,7 +52,7 @@ async def _wait_ready(urls: dict[str, str], timeout: float) -> dict[str, bool]:
     return ready
 
 
-async def _up(settings: CommonSettings, *, external_kafka: bool, external_db: bool,
+async def _up(settings: StackSettings, *, external_kafka: bool, external_db: bool,
               exit_when_ready: bool) -> int:
     t0 = time.monotonic()
     data_dir = settings.data_dir.resolve()
@@ -75,9 +76,8 @@ async def _up(settings: CommonSettings, *, external_kafka: bool, external_db: bo
         if external_kafka:
             bootstrap = settings.kafka_bootstrap
         else:
-            host, _, port = settings.kafka_bootstrap.rpartition(":")
             broker = await asyncio.to_thread(
-                TansuBroker(host=host or "127.0.0.1", port=int(port),
+                TansuBroker(host="127.0.0.1", port=settings.embedded_kafka_port,
                             log_path=logs / "tansu.log").start
             )
             bootstrap = broker.bootstrap
@@ -171,7 +171,7 @@ def _print_banner(state: dict[str, Any], *, generated: list[str], created: list[
               help="Start, check every /readyz, print, stop everything and exit (for CI).")
 def up(exit_when_ready: bool) -> None:
     """Start the whole system locally (embedded broker and PostgreSQL unless configured)."""
-    settings = load_settings(CommonSettings)
+    settings = load_settings(StackSettings)
     configure_logging("stack", level=settings.log_level, fmt=settings.log_format)
     code = asyncio.run(
         _up(

@@ -1,0 +1,122 @@
+"""`ketnoi up` as a newcomer runs it: everything ready, Ctrl-C leaves nothing behind, the
+second start reuses the database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from ketnoi_stack.embedded import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KETNOI_KAFKA_BOOTSTRAP", "KETNOI_DATABASE_URL")}
+    env.update({
+        "KETNOI_DATA_DIR": str(data_dir),
+        "KETNOI_EMBEDDED_KAFKA_PORT": str(free_port()),
+        "KETNOI_INGEST_PORT": str(free_port()),
+        "KETNOI_LOG_FORMAT": "json",
+    })
+    return env
+
+
+def _leftovers(data_dir: Path, env: dict[str, str]) -> list[str]:
+    """Processes of this stack still alive: its postgres (by data dir) or broker (by port)."""
+    broker_url = f"tcp://127.0.0.1:{env['KETNOI_EMBEDDED_KAFKA_PORT']}"
+    found = []
+    for proc in psutil.process_iter(["cmdline", "name", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmd = " ".join(proc.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if str(data_dir) in cmd or broker_url in cmd:
+            found.append(f"{proc.pid} {cmd[:120]}")
+    return found
+
+
+def _run_until_ready(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "ketnoi_shared", "up"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    state_file = data_dir / "endpoints.json"
+    deadline = time.monotonic() + 90
+    while not state_file.exists():
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode()[-3000:])
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("ketnoi up did not become ready in 90 s")
+        time.sleep(0.2)
+    return proc, json.loads(state_file.read_text())
+
+
+def test_up_ready_ctrl_c_clean_and_database_reused(tmp_path: Path):
+    data_dir = tmp_path / "ketnoi-data"
+    env = _env(data_dir)
+    proc, state = _run_until_ready(env, data_dir)
+    try:
+        assert state["kafka_embedded"] and state["database_embedded"]
+        assert set(state["services"]) >= {"ingest"}
+        for name, svc in state["services"].items():
+            assert svc["ready"], name
+            assert httpx.get(svc["readyz"], timeout=5).status_code == 200, name
+            assert httpx.get(svc["livez"], timeout=5).status_code == 200, name
+            assert b"ketnoi_" in httpx.get(svc["metrics"], timeout=5).content, name
+        secrets = data_dir / "secrets"
+        assert oct(secrets.stat().st_mode & 0o777) == "0o700"
+        for f in secrets.iterdir():
+            assert oct(f.stat().st_mode & 0o777) == "0o600", f
+        # Leave a mark in the database to find it again on the next start.
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-c",
+             "import asyncio, asyncpg, sys\n"
+             "async def m():\n"
+             "    c = await asyncpg.connect(sys.argv[1])\n"
+             "    await c.execute(\"INSERT INTO inbox VALUES ('stack-test', 'mark')\")\n"
+             "    await c.close()\n"
+             "asyncio.run(m())", state["database_url"]], check=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert b"Ketnoi is up" in out
+    time.sleep(0.5)
+    assert _leftovers(data_dir, env) == []
+    assert not (data_dir / "endpoints.json").exists()
+
+    env = _env(data_dir)  # new ports, same data directory
+    proc, state = _run_until_ready(env, data_dir)
+    try:
+        check = subprocess.run(  # noqa: S603
+            [sys.executable, "-c",
+             "import asyncio, asyncpg, sys\n"
+             "async def m():\n"
+             "    c = await asyncpg.connect(sys.argv[1])\n"
+             "    print(await c.fetchval(\"SELECT count(*) FROM inbox WHERE consumer = "
+             "'stack-test'\"))\n"
+             "    await c.close()\n"
+             "asyncio.run(m())", state["database_url"]],
+            check=True, capture_output=True)
+        assert check.stdout.strip() == b"1", "the second start reuses the database"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert b"0 migration(s) applied" in out
+    time.sleep(0.5)
+    assert _leftovers(data_dir, env) == []
