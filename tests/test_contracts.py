@@ -3,8 +3,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
-
 from ketnoi_shared.contracts import (
     TOPICS,
     ZALO_EVENTS,
@@ -18,14 +16,20 @@ from ketnoi_shared.contracts import (
 )
 from ketnoi_shared.identity import IdentityProtector
 from ketnoi_shared.messaging import envelope_headers
+from pydantic import ValidationError
 
-EXPECTED = {"zalo.events.v1", "reports.triaged.v1", "notify.requests.v1",
-            "notify.results.v1", "news.items.v1"}
+EXPECTED = {
+    "zalo.events.v1",
+    "reports.triaged.v1",
+    "notify.requests.v1",
+    "notify.results.v1",
+    "news.items.v1",
+}
 
 
 def test_registry_has_every_topic_and_a_dlq_for_each_consumed_one():
     names = {t.name for t in all_topics()}
-    assert EXPECTED <= names
+    assert names >= EXPECTED
     for name in EXPECTED:
         assert f"{name}.dlq" in names
         assert TOPICS[name].value_model is not None
@@ -41,8 +45,10 @@ def _event(protector: IdentityProtector, **kw) -> ZaloEvent:
         kind=EventKind.MESSAGE,
         app_id="1",
         oa_id="2",
-        citizen=CitizenRef(pseudonym=protector.pseudonym("8123456789012345678"),
-                           sealed_user_id=protector.seal("8123456789012345678", purpose="u")),
+        citizen=CitizenRef(
+            pseudonym=protector.pseudonym("8123456789012345678"),
+            sealed_user_id=protector.seal("8123456789012345678", purpose="u"),
+        ),
         zalo_timestamp_ms=1,
         **kw,
     )
@@ -73,8 +79,13 @@ def test_unknown_fields_and_naive_times_are_refused(protector: IdentityProtector
         _event(protector, phone="0901234567")
     with pytest.raises(ValidationError):
         NotifyRequest(
-            event_id="r1", occurred_at=datetime(2026, 1, 1), correlation_id="c",  # noqa: DTZ001
-            oa_id="1", kind=NotifyKind.ACK, text="x",
-            recipient=NotifyRecipient(pseudonym=protector.pseudonym("x"),
-                                      sealed_user_id=protector.seal("x", purpose="u")),
+            event_id="r1",
+            occurred_at=datetime(2026, 1, 1),
+            correlation_id="c",
+            oa_id="1",
+            kind=NotifyKind.ACK,
+            text="x",
+            recipient=NotifyRecipient(
+                pseudonym=protector.pseudonym("x"), sealed_user_id=protector.seal("x", purpose="u")
+            ),
         )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ketnoi_shared.identity import (
     IdentityProtector,
     MissingKeyError,
@@ -78,9 +77,13 @@ def test_rotation_keeps_old_tokens_readable(keys: dict[str, str]):
 
 @pytest.mark.parametrize(
     ("pseudonym_key", "seal_key"),
-    [(None, generate_seal_key()), (generate_pseudonym_key(), None),
-     ("c2hvcnQ=", generate_seal_key()), (generate_pseudonym_key(), "k1:c2hvcnQ="),
-     (generate_pseudonym_key(), "no-kid")],
+    [
+        (None, generate_seal_key()),
+        (generate_pseudonym_key(), None),
+        ("c2hvcnQ=", generate_seal_key()),
+        (generate_pseudonym_key(), "k1:c2hvcnQ="),
+        (generate_pseudonym_key(), "no-kid"),
+    ],
 )
 def test_missing_or_bad_keys_refused(pseudonym_key: str | None, seal_key: str | None):
     with pytest.raises(MissingKeyError):

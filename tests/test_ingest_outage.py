@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from ketnoi_ingest.app import build_ingest, create_app
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent, all_topics
 from ketnoi_shared.messaging import ensure_topics
@@ -33,11 +32,13 @@ async def test_broker_down_spools_and_drains_exactly_once(
     await svc.start()
     base = json.loads((fixtures_dir / "webhook" / "user_send_text.json").read_text())
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://i") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://i"
+        ) as client:
             warm = compact(base)
-            assert (await client.post("/zalo/webhook", content=warm,
-                                      headers=signed(warm))).json()["status"] == "accepted"
+            assert (await client.post("/zalo/webhook", content=warm, headers=signed(warm))).json()[
+                "status"
+            ] == "accepted"
             await asyncio.to_thread(broker.stop)  # the broker is gone (and its memory with it)
 
             async def deliver(i: int) -> tuple[int, float, str]:
@@ -59,8 +60,9 @@ async def test_broker_down_spools_and_drains_exactly_once(
             assert [code for code, _, _ in results] == [200] * N
             assert max(latency for _, latency, _ in results) < 2.0
             assert {status for _, _, status in results} == {"spooled"}
-            assert await pool.fetchval(
-                "SELECT count(*) FROM outbox WHERE published_at IS NULL") == N
+            assert (
+                await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == N
+            )
             ready = (await client.get("/readyz")).json()
             assert ready["checks"] == {"broker": False, "spool": True}
             assert ready["status"] == "ready", "the spool still takes writes"
@@ -69,12 +71,15 @@ async def test_broker_down_spools_and_drains_exactly_once(
             broker = TansuBroker(port=broker.port).start()
             await ensure_topics(broker.bootstrap, all_topics())
             for _ in range(300):
-                if await pool.fetchval(
-                        "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0:
+                if (
+                    await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    == 0
+                ):
                     break
                 await asyncio.sleep(0.1)
-            assert len(await read_topic(broker.bootstrap, ZALO_EVENTS.name, until=N,
-                                        timeout=30)) >= N
+            assert (
+                len(await read_topic(broker.bootstrap, ZALO_EVENTS.name, until=N, timeout=30)) >= N
+            )
             await asyncio.sleep(1.5)  # a late duplicate would have arrived by now
             # The broker restarted empty: the whole topic is what the spool delivered.
             records = await read_topic(broker.bootstrap, ZALO_EVENTS.name, timeout=10)
@@ -92,8 +97,9 @@ async def test_broker_down_spools_and_drains_exactly_once(
             body = json.loads(json.dumps(base))
             body["message"]["msg_id"] = "after-outage"
             raw = compact(body)
-            assert (await client.post("/zalo/webhook", content=raw,
-                                      headers=signed(raw))).json()["status"] == "accepted"
+            assert (await client.post("/zalo/webhook", content=raw, headers=signed(raw))).json()[
+                "status"
+            ] == "accepted"
     finally:
         await svc.stop()
         broker.stop()

@@ -7,7 +7,6 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-
 from ketnoi_ingest.normalize import BadShapeError, normalize, read_envelope
 from ketnoi_ingest.signature import compute_signature, signature_matches
 from ketnoi_shared.contracts import EventKind
@@ -26,9 +25,12 @@ def test_signature_vectors_pass_in_both_header_forms(fixtures_dir: Path):
     data = vectors(fixtures_dir)
     assert len(data["vectors"]) == 3
     for v in data["vectors"]:
-        digest = compute_signature(app_id=data["app_id"], raw_body=v["raw_body_utf8"].encode(),
-                                   timestamp=v["timestamp_from_body"],
-                                   secret=data["oa_secret_key"])
+        digest = compute_signature(
+            app_id=data["app_id"],
+            raw_body=v["raw_body_utf8"].encode(),
+            timestamp=v["timestamp_from_body"],
+            secret=data["oa_secret_key"],
+        )
         assert digest == v["expected_digest_hex"]
         for header in v["header_forms_to_accept"]:
             assert signature_matches(header, digest)
@@ -38,16 +40,21 @@ def test_reserialised_body_fails(fixtures_dir: Path):
     data = vectors(fixtures_dir)
     v = data["vectors"][1]
     reserialised = json.dumps(json.loads(v["raw_body_utf8"]), separators=(",", ":")).encode()
-    digest = compute_signature(app_id=data["app_id"], raw_body=reserialised,
-                               timestamp=v["timestamp_from_body"], secret=data["oa_secret_key"])
+    digest = compute_signature(
+        app_id=data["app_id"],
+        raw_body=reserialised,
+        timestamp=v["timestamp_from_body"],
+        secret=data["oa_secret_key"],
+    )
     assert digest == data["negative_example"]["digest_of_reserialised_body"]
     assert not signature_matches(v["expected_digest_hex"], digest)
     assert not signature_matches("mac=" + "0" * 64, v["expected_digest_hex"])
 
 
 def load(fixtures_dir: Path, name: str) -> dict:
-    return json.loads((fixtures_dir / "webhook" / f"{name}.json").read_text(),
-                      parse_int=str, parse_float=str)
+    return json.loads(
+        (fixtures_dir / "webhook" / f"{name}.json").read_text(), parse_int=str, parse_float=str
+    )
 
 
 def norm(fixtures_dir: Path, name: str, protector: IdentityProtector):
@@ -57,16 +64,26 @@ def norm(fixtures_dir: Path, name: str, protector: IdentityProtector):
 
 
 EXPECTED_KIND = {
-    "user_send_text": EventKind.MESSAGE, "user_send_image": EventKind.MESSAGE,
-    "user_send_gif": EventKind.MESSAGE, "user_send_link": EventKind.MESSAGE,
-    "user_send_audio": EventKind.MESSAGE, "user_send_video": EventKind.MESSAGE,
-    "user_send_sticker": EventKind.MESSAGE, "user_send_location": EventKind.MESSAGE,
-    "user_send_file": EventKind.MESSAGE, "user_send_business_card": EventKind.MESSAGE,
-    "anonymous_send_text": EventKind.MESSAGE, "follow": EventKind.FOLLOW,
-    "unfollow": EventKind.UNFOLLOW, "user_submit_info": EventKind.SUBMIT_INFO,
-    "user_click_chatnow": EventKind.CHAT_NOW, "user_reacted_message": EventKind.REACTION,
-    "user_received_message": EventKind.RECEIVED, "user_seen_message": EventKind.SEEN,
-    "oa_send_text": EventKind.OA_ECHO, "add_user_to_tag": EventKind.UNKNOWN,
+    "user_send_text": EventKind.MESSAGE,
+    "user_send_image": EventKind.MESSAGE,
+    "user_send_gif": EventKind.MESSAGE,
+    "user_send_link": EventKind.MESSAGE,
+    "user_send_audio": EventKind.MESSAGE,
+    "user_send_video": EventKind.MESSAGE,
+    "user_send_sticker": EventKind.MESSAGE,
+    "user_send_location": EventKind.MESSAGE,
+    "user_send_file": EventKind.MESSAGE,
+    "user_send_business_card": EventKind.MESSAGE,
+    "anonymous_send_text": EventKind.MESSAGE,
+    "follow": EventKind.FOLLOW,
+    "unfollow": EventKind.UNFOLLOW,
+    "user_submit_info": EventKind.SUBMIT_INFO,
+    "user_click_chatnow": EventKind.CHAT_NOW,
+    "user_reacted_message": EventKind.REACTION,
+    "user_received_message": EventKind.RECEIVED,
+    "user_seen_message": EventKind.SEEN,
+    "oa_send_text": EventKind.OA_ECHO,
+    "add_user_to_tag": EventKind.UNKNOWN,
 }
 
 
@@ -83,8 +100,16 @@ def test_fixture_normalises_without_clear_identity(
     assert event.kind is EXPECTED_KIND[name]
     assert event.oa_id == OA
     wire = event.model_dump_json()
-    for secret in (USER, BY_APP, "84901234567", "0901234567", "Nguyễn Văn An", "12 Lê Lợi",
-                   "6123456789012345678", "c0a1b2c3d4e5f6a7b8c9"):
+    for secret in (
+        USER,
+        BY_APP,
+        "84901234567",
+        "0901234567",
+        "Nguyễn Văn An",
+        "12 Lê Lợi",
+        "6123456789012345678",
+        "c0a1b2c3d4e5f6a7b8c9",
+    ):
         assert secret not in wire, f"{secret} leaked from {name}"
     if name == "add_user_to_tag":
         assert event.event_name == "unknown" and event.original_event_name == name
@@ -93,8 +118,9 @@ def test_fixture_normalises_without_clear_identity(
         expected_user = "6123456789012345678" if name.startswith("anonymous") else USER
         purpose = "zalo-anon" if name.startswith("anonymous") else "zalo-user"
         assert event.citizen.pseudonym == protector.pseudonym(expected_user, purpose=purpose)
-        assert protector.unseal(event.citizen.sealed_user_id, purpose="zalo_user_id") == \
-            expected_user
+        assert (
+            protector.unseal(event.citizen.sealed_user_id, purpose="zalo_user_id") == expected_user
+        )
 
 
 def test_message_details(fixtures_dir: Path, protector: IdentityProtector):
@@ -104,14 +130,17 @@ def test_message_details(fixtures_dir: Path, protector: IdentityProtector):
     assert loc.event_id == "user_send_location:18293a4b5c6d7e8f9001"
     anon = norm(fixtures_dir, "anonymous_send_text", protector)
     assert anon.citizen.anonymous is True
-    assert protector.unseal(anon.citizen.sealed_conversation_id,
-                            purpose="zalo_conversation_id") == "c0a1b2c3d4e5f6a7b8c9"
+    assert (
+        protector.unseal(anon.citizen.sealed_conversation_id, purpose="zalo_conversation_id")
+        == "c0a1b2c3d4e5f6a7b8c9"
+    )
     info = norm(fixtures_dir, "user_submit_info", protector).submitted_info
     assert protector.unseal(info.sealed_phone, purpose="phone") == "84901234567"
     assert info.ward == "Phường Bến Thành"
     card = norm(fixtures_dir, "user_send_business_card", protector)
-    assert "84901234567" in protector.unseal(card.message.attachments[0].sealed_card,
-                                             purpose="card")
+    assert "84901234567" in protector.unseal(
+        card.message.attachments[0].sealed_card, purpose="card"
+    )
     echo = norm(fixtures_dir, "oa_send_text", protector)
     assert echo.admin_id == "9123456789012345678"
     assert echo.citizen.pseudonym == protector.pseudonym(USER)
@@ -142,8 +171,10 @@ def test_echo_without_admin_is_dropped(fixtures_dir: Path, protector: IdentityPr
 def test_third_party_location_variants(fixtures_dir: Path, protector: IdentityProtector):
     base = load(fixtures_dir, "user_send_location")
     variant = json.loads(json.dumps(base))
-    variant["message"]["attachments"][0]["payload"]["coordinates"] = {"lat": "11.94",
-                                                                       "long": "108.45"}
+    variant["message"]["attachments"][0]["payload"]["coordinates"] = {
+        "lat": "11.94",
+        "long": "108.45",
+    }
     loc = normalize(variant, read_envelope(variant), oa_id=OA, protect=protector)
     assert loc.message.attachments[0].location.longitude == pytest.approx(108.45)
     variant = json.loads(json.dumps(base))

@@ -15,7 +15,6 @@ import asyncpg
 import httpx
 import pytest
 import structlog
-
 from ketnoi_ingest.app import Ingest, build_ingest, create_app
 from ketnoi_ingest.settings import IngestSettings
 from ketnoi_ingest.signature import compute_signature
@@ -42,20 +41,24 @@ def fixture_body(fixtures_dir: Path, name: str) -> bytes:
 
 
 def signed(raw: bytes, secret: str = OA_SECRET) -> dict[str, str]:
-    return {"X-ZEvent-Signature": sign_body(raw, secret=secret),
-            "Content-Type": "application/json"}
+    return {"X-ZEvent-Signature": sign_body(raw, secret=secret), "Content-Type": "application/json"}
 
 
 def ingest_settings(kafka: str, db: str | None, keys: dict[str, str], **kw) -> IngestSettings:
     return IngestSettings(
-        kafka_bootstrap=kafka, database_url=db, zalo_oa_secrets={OA: OA_SECRET},
-        pseudonym_key=keys["pseudonym_key"], seal_key=keys["seal_key"], **kw,
+        kafka_bootstrap=kafka,
+        database_url=db,
+        zalo_oa_secrets={OA: OA_SECRET},
+        pseudonym_key=keys["pseudonym_key"],
+        seal_key=keys["seal_key"],
+        **kw,
     )
 
 
 @pytest.fixture
-async def ingest(kafka_bootstrap: str, database_url: str, keys: dict[str, str]
-                 ) -> AsyncIterator[tuple[Ingest, httpx.AsyncClient]]:
+async def ingest(
+    kafka_bootstrap: str, database_url: str, keys: dict[str, str]
+) -> AsyncIterator[tuple[Ingest, httpx.AsyncClient]]:
     settings = ingest_settings(kafka_bootstrap, database_url, keys)
     svc = build_ingest(settings)
     app = create_app(settings, svc)
@@ -67,8 +70,10 @@ async def ingest(kafka_bootstrap: str, database_url: str, keys: dict[str, str]
 
 
 async def side_effects(pool: asyncpg.Pool) -> tuple[int, int]:
-    return (await pool.fetchval("SELECT count(*) FROM ingest_dedup"),
-            await pool.fetchval("SELECT count(*) FROM outbox"))
+    return (
+        await pool.fetchval("SELECT count(*) FROM ingest_dedup"),
+        await pool.fetchval("SELECT count(*) FROM outbox"),
+    )
 
 
 async def test_every_fixture_round_trips_into_the_contract(
@@ -113,8 +118,9 @@ async def test_malformed_bodies_get_4xx_and_no_side_effect(
 ):
     _, client = ingest
     raw = BAD_BODIES[case]
-    response = await client.post("/zalo/webhook", content=raw,
-                                 headers={"X-ZEvent-Signature": "0" * 64})
+    response = await client.post(
+        "/zalo/webhook", content=raw, headers={"X-ZEvent-Signature": "0" * 64}
+    )
     assert 400 <= response.status_code < 500, response.text
     assert await side_effects(pool) == (0, 0)
 
@@ -136,12 +142,14 @@ async def test_signature_refusals_have_no_side_effect(
         response = await client.post("/zalo/webhook", content=raw, headers=headers)
         assert response.status_code == 401, label
     tampered = raw.replace(b"toi muon", b"TOI MUON") if b"toi muon" in raw else raw + b" "
-    response = await client.post("/zalo/webhook", content=tampered,
-                                 headers={"X-ZEvent-Signature": good})
+    response = await client.post(
+        "/zalo/webhook", content=tampered, headers={"X-ZEvent-Signature": good}
+    )
     assert response.status_code == 401
     # The mac= form and upper-case hex are accepted.
-    response = await client.post("/zalo/webhook", content=raw,
-                                 headers={"X-ZEvent-Signature": "mac=" + good.upper()})
+    response = await client.post(
+        "/zalo/webhook", content=raw, headers={"X-ZEvent-Signature": "mac=" + good.upper()}
+    )
     assert response.status_code == 200
     assert await side_effects(pool) == (1, 0)
     records = await read_topic(kafka_bootstrap, ZALO_EVENTS.name, since_ms=start, timeout=3, idle=1)
@@ -150,18 +158,23 @@ async def test_signature_refusals_have_no_side_effect(
 
 async def test_oversized_bodies_get_413_before_parsing(ingest, pool: asyncpg.Pool):
     _, client = ingest
-    big = b'{"app_id":"1","event_name":"user_send_text","message":{"text":"' + \
-        b"a" * (256 * 1024) + b'"},"timestamp":"1"}'
-    response = await client.post("/zalo/webhook", content=big,
-                                 headers={"X-ZEvent-Signature": "0" * 64})
+    big = (
+        b'{"app_id":"1","event_name":"user_send_text","message":{"text":"'
+        + b"a" * (256 * 1024)
+        + b'"},"timestamp":"1"}'
+    )
+    response = await client.post(
+        "/zalo/webhook", content=big, headers={"X-ZEvent-Signature": "0" * 64}
+    )
     assert response.status_code == 413
 
     async def chunks():  # no Content-Length: cut while streaming
         for _ in range(100):
             yield b"x" * 4096
 
-    response = await client.post("/zalo/webhook", content=chunks(),
-                                 headers={"X-ZEvent-Signature": "0" * 64})
+    response = await client.post(
+        "/zalo/webhook", content=chunks(), headers={"X-ZEvent-Signature": "0" * 64}
+    )
     assert response.status_code == 413
     assert await side_effects(pool) == (0, 0)
 
@@ -174,9 +187,17 @@ async def test_nfd_text_and_strange_strings_are_accepted_and_normalised(
     base = json.loads((fixtures_dir / "webhook" / "user_send_text.json").read_text())
     texts = [
         unicodedata.normalize("NFD", "Tôi muốn tố giác đường dây đánh bạc ở Đà Lạt"),
-        "<script>alert(1)</script>", "'; DROP TABLE cases; --", "\u202egnp.exe",
-        "Ｔｈｅ ｑｕｉｃｋ", "​\u200b\ufeff", "😭🙏🏻👮‍♀️", "null", "${jndi:ldap://x}",
-        "\\u0000", "Ω≈ç√∫", "𝕿𝖍𝖊",
+        "<script>alert(1)</script>",
+        "'; DROP TABLE cases; --",
+        "\u202egnp.exe",
+        "Ｔｈｅ ｑｕｉｃｋ",
+        "\u200b\u200b\ufeff",
+        "😭🙏🏻👮‍♀️",
+        "null",
+        "${jndi:ldap://x}",
+        "\\u0000",
+        "Ω≈ç√∫",
+        "𝕿𝖍𝖊",
     ]
     for i, text in enumerate(texts):
         body = json.loads(json.dumps(base))
@@ -186,8 +207,12 @@ async def test_nfd_text_and_strange_strings_are_accepted_and_normalised(
         response = await client.post("/zalo/webhook", content=raw, headers=signed(raw))
         assert response.status_code == 200, (text, response.text)
     records = await read_topic(kafka_bootstrap, ZALO_EVENTS.name, since_ms=start, until=len(texts))
-    got = {ZaloEvent.model_validate_json(r.value).message.msg_id:
-           ZaloEvent.model_validate_json(r.value).message.text for r in records}
+    got = {
+        ZaloEvent.model_validate_json(r.value).message.msg_id: ZaloEvent.model_validate_json(
+            r.value
+        ).message.text
+        for r in records
+    }
     assert got["blns0000"] == "Tôi muốn tố giác đường dây đánh bạc ở Đà Lạt"
     assert got["blns0000"] == unicodedata.normalize("NFC", texts[0])
     assert got["blns0001"] == "<script>alert(1)</script>"
@@ -200,11 +225,14 @@ async def test_concurrent_duplicates_have_one_event_id_and_one_effect(
     start = now_ms()
     raw = fixture_body(fixtures_dir, "user_send_image")
     headers = signed(raw)
-    responses = await asyncio.gather(*(
-        client.post("/zalo/webhook", content=raw,
-                    headers=headers | ({"num_retry": str(i)} if i else {}))
-        for i in range(5)
-    ))
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/zalo/webhook", content=raw, headers=headers | ({"num_retry": str(i)} if i else {})
+            )
+            for i in range(5)
+        )
+    )
     assert [r.status_code for r in responses] == [200] * 5
     statuses = sorted(r.json()["status"] for r in responses)
     assert statuses == ["accepted"] + ["duplicate"] * 4
@@ -235,14 +263,19 @@ async def test_own_api_echo_is_dropped_but_admin_reply_kept(
     assert response.json() == {"status": "ignored", "reason": "oa_echo"}
     raw = compact(body)
     assert (await client.post("/zalo/webhook", content=raw, headers=signed(raw))).json()[
-        "status"] == "accepted"
+        "status"
+    ] == "accepted"
     records = await read_topic(kafka_bootstrap, ZALO_EVENTS.name, since_ms=start, timeout=3, idle=1)
     assert [ZaloEvent.model_validate_json(r.value).admin_id for r in records] == [
-        "9123456789012345678"]
+        "9123456789012345678"
+    ]
 
 
 async def test_canary_identity_never_in_logs(
-    kafka_bootstrap: str, database_url: str, keys: dict[str, str], fixtures_dir: Path,
+    kafka_bootstrap: str,
+    database_url: str,
+    keys: dict[str, str],
+    fixtures_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ):
     stream = io.StringIO()
@@ -253,8 +286,9 @@ async def test_canary_identity_never_in_logs(
         svc = build_ingest(settings)
         app = create_app(settings, svc)
         await svc.start()
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://i") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://i"
+        ) as client:
             for name in ("user_send_text", "user_submit_info", "follow", "user_click_chatnow"):
                 raw = fixture_body(fixtures_dir, name)
                 await client.post("/zalo/webhook", content=raw, headers=signed(raw))
@@ -279,17 +313,23 @@ async def test_refuses_to_start_without_a_secret(keys: dict[str, str]):
 async def test_app_wide_secret_is_the_fallback(
     kafka_bootstrap: str, database_url: str, keys: dict[str, str], fixtures_dir: Path
 ):
-    settings = IngestSettings(kafka_bootstrap=kafka_bootstrap, database_url=database_url,
-                              zalo_oa_secret=OA_SECRET, zalo_oa_secrets={"999": "other"},
-                              **keys)
+    settings = IngestSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        zalo_oa_secret=OA_SECRET,
+        zalo_oa_secrets={"999": "other"},
+        **keys,
+    )
     svc = build_ingest(settings)
     await svc.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, svc)),
-                                     base_url="http://i") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(settings, svc)), base_url="http://i"
+        ) as client:
             raw = fixture_body(fixtures_dir, "follow")
-            assert (await client.post("/zalo/webhook", content=raw,
-                                      headers=signed(raw))).status_code == 200
+            assert (
+                await client.post("/zalo/webhook", content=raw, headers=signed(raw))
+            ).status_code == 200
     finally:
         await svc.stop()
 
@@ -301,16 +341,25 @@ async def test_send_webhook_follows_zalo_retries():
         calls.append(dict(request.headers))
         return httpx.Response(200 if len(calls) == 3 else 503)
 
-    raw = compact({"app_id": APP_ID, "event_name": "follow", "timestamp": "1767226200123",
-                   "oa_id": OA, "follower": {"id": "1"}})
+    raw = compact(
+        {
+            "app_id": APP_ID,
+            "event_name": "follow",
+            "timestamp": "1767226200123",
+            "oa_id": OA,
+            "follower": {"id": "1"},
+        }
+    )
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         t0 = time.monotonic()
-        deliveries = await send_webhook(raw, url="http://x/zalo/webhook", secret=OA_SECRET,
-                                        time_scale=0.0001, client=client)
+        deliveries = await send_webhook(
+            raw, url="http://x/zalo/webhook", secret=OA_SECRET, time_scale=0.0001, client=client
+        )
         assert time.monotonic() - t0 < 5
     assert [d.status for d in deliveries] == [503, 503, 200]
     assert "num_retry" not in calls[0]
     assert [c.get("num_retry") for c in calls[1:]] == ["1", "2"]
-    expected = compute_signature(app_id=APP_ID, raw_body=raw, timestamp="1767226200123",
-                                 secret=OA_SECRET)
+    expected = compute_signature(
+        app_id=APP_ID, raw_body=raw, timestamp="1767226200123", secret=OA_SECRET
+    )
     assert {c["x-zevent-signature"] for c in calls} == {expected}

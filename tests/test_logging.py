@@ -6,7 +6,6 @@ import logging
 
 import pytest
 import structlog
-
 from ketnoi_shared.logging import bind_context, configure_logging, scrub_text
 
 CANARY_ID = "8123456789012345678"
@@ -39,8 +38,13 @@ def test_json_line_has_service_and_correlation_id(json_log: io.StringIO):
 
 def test_identities_never_reach_a_line(json_log: io.StringIO):
     log = structlog.get_logger("x")
-    log.info("webhook", user_id=CANARY_ID, phone="0901234567", name="Nguyễn Văn An",
-             sender={"id": CANARY_ID})
+    log.info(
+        "webhook",
+        user_id=CANARY_ID,
+        phone="0901234567",
+        name="Nguyễn Văn An",
+        sender={"id": CANARY_ID},
+    )
     log.info(f"free text mentions {CANARY_ID} and +84 901 234 567")
     log.info("nested", detail={"info": {"name": "Nguyễn Văn An"}, "ids": [CANARY_ID]})
     logging.getLogger("aiokafka").warning("stdlib line about %s", CANARY_ID)

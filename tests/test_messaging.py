@@ -10,7 +10,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
-
 from ketnoi_shared.contracts import NEWS_ITEMS, NewsItem, TopicSpec
 from ketnoi_shared.messaging import (
     CONSUMER_ACK_POLICY,
@@ -33,19 +32,32 @@ async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 
 def spec_for(name: str, partitions: int) -> TopicSpec:
-    return TopicSpec(name=name, partitions=partitions, key="source id", value_model=NewsItem,
-                     retention_ms=3_600_000, description="test")
+    return TopicSpec(
+        name=name,
+        partitions=partitions,
+        key="source id",
+        value_model=NewsItem,
+        retention_ms=3_600_000,
+        description="test",
+    )
 
 
 def item(i: int, source: str = "s") -> NewsItem:
-    return NewsItem(event_id=f"n-{i}-{uuid.uuid4().hex[:6]}", occurred_at=datetime.now(UTC),
-                    correlation_id=f"c-{i}", item_id=str(i), source_id=f"{source}{i % 7}",
-                    url=f"https://example.test/{i}", title=f"Tin {i}")
+    return NewsItem(
+        event_id=f"n-{i}-{uuid.uuid4().hex[:6]}",
+        occurred_at=datetime.now(UTC),
+        correlation_id=f"c-{i}",
+        item_id=str(i),
+        source_id=f"{source}{i % 7}",
+        url=f"https://example.test/{i}",
+        title=f"Tin {i}",
+    )
 
 
 def settings(bootstrap: str, **kw) -> CommonSettings:
-    return CommonSettings(kafka_bootstrap=bootstrap, retry_backoff_s=0.01,
-                          retry_backoff_max_s=0.05, **kw)
+    return CommonSettings(
+        kafka_bootstrap=bootstrap, retry_backoff_s=0.01, retry_backoff_max_s=0.05, **kw
+    )
 
 
 async def wait_until(predicate, timeout: float = 30.0) -> None:
@@ -87,8 +99,9 @@ async def test_consumer_group_two_members_and_rebalance(kafka_bootstrap: str, to
     def member(name: str) -> KafkaBroker:
         broker = make_broker(settings(kafka_bootstrap), service=f"member-{name}")
 
-        @broker.subscriber(topic_name, group_id=group, ack_policy=CONSUMER_ACK_POLICY,
-                           auto_offset_reset="earliest")
+        @broker.subscriber(
+            topic_name, group_id=group, ack_policy=CONSUMER_ACK_POLICY, auto_offset_reset="earliest"
+        )
         async def handle(msg: NewsItem) -> None:
             seen[name].append(msg.item_id)
 
@@ -123,12 +136,14 @@ async def test_poison_message_retried_then_dead_lettered_and_partition_flows(
     group = "g-" + uuid.uuid4().hex[:8]
     attempts: dict[str, int] = {}
     handled: list[str] = []
-    policy = DeadLetterPolicy(consumer="poison-test", attempts=3, backoff_s=0.01,
-                              backoff_max_s=0.02)
+    policy = DeadLetterPolicy(
+        consumer="poison-test", attempts=3, backoff_s=0.01, backoff_max_s=0.02
+    )
     consumer = make_broker(settings(kafka_bootstrap), service="poison-test", policy=policy)
 
-    @consumer.subscriber(topic_name, group_id=group, ack_policy=CONSUMER_ACK_POLICY,
-                         auto_offset_reset="earliest")
+    @consumer.subscriber(
+        topic_name, group_id=group, ack_policy=CONSUMER_ACK_POLICY, auto_offset_reset="earliest"
+    )
     async def handle(msg: NewsItem) -> None:
         attempts[msg.item_id] = attempts.get(msg.item_id, 0) + 1
         if msg.title == "POISON":
@@ -164,8 +179,9 @@ async def test_poison_message_retried_then_dead_lettered_and_partition_flows(
     assert second["x-dlq-reason"] == "undecodable"
     assert dlq[1].value == b"\xff not json"
     # The group's committed offset is past everything: a restart re-reads nothing.
-    check = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
-                             enable_auto_commit=False)
+    check = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     await check.start()
     try:
         assert await check.committed(TopicPartition(topic_name, 0)) == 4
@@ -184,8 +200,12 @@ async def test_transient_failure_is_retried_without_dead_lettering(
     policy = DeadLetterPolicy(consumer="transient-test", attempts=2, transient_pause_s=0.05)
     consumer = make_broker(settings(kafka_bootstrap), service="transient-test", policy=policy)
 
-    @consumer.subscriber(topic_name, group_id="g-" + uuid.uuid4().hex[:8],
-                         ack_policy=CONSUMER_ACK_POLICY, auto_offset_reset="earliest")
+    @consumer.subscriber(
+        topic_name,
+        group_id="g-" + uuid.uuid4().hex[:8],
+        ack_policy=CONSUMER_ACK_POLICY,
+        auto_offset_reset="earliest",
+    )
     async def handle(msg: NewsItem) -> None:
         calls["n"] += 1
         if calls["n"] <= 5:

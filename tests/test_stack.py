@@ -14,21 +14,25 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-
 from ketnoi_stack.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KETNOI_KAFKA_BOOTSTRAP", "KETNOI_DATABASE_URL")}
-    env.update({
-        "KETNOI_DATA_DIR": str(data_dir),
-        "KETNOI_EMBEDDED_KAFKA_PORT": str(free_port()),
-        "KETNOI_INGEST_PORT": str(free_port()),
-        "KETNOI_LOG_FORMAT": "json",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KETNOI_KAFKA_BOOTSTRAP", "KETNOI_DATABASE_URL")
+    }
+    env.update(
+        {
+            "KETNOI_DATA_DIR": str(data_dir),
+            "KETNOI_EMBEDDED_KAFKA_PORT": str(free_port()),
+            "KETNOI_INGEST_PORT": str(free_port()),
+            "KETNOI_LOG_FORMAT": "json",
+        }
+    )
     return env
 
 
@@ -49,9 +53,11 @@ def _leftovers(data_dir: Path, env: dict[str, str]) -> list[str]:
 
 
 def _run_until_ready(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "ketnoi_shared", "up"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ketnoi_shared", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     state_file = data_dir / "endpoints.json"
     deadline = time.monotonic() + 90
@@ -82,14 +88,20 @@ def test_up_ready_ctrl_c_clean_and_database_reused(tmp_path: Path):
         for f in secrets.iterdir():
             assert oct(f.stat().st_mode & 0o777) == "0o600", f
         # Leave a mark in the database to find it again on the next start.
-        subprocess.run(  # noqa: S603
-            [sys.executable, "-c",
-             "import asyncio, asyncpg, sys\n"
-             "async def m():\n"
-             "    c = await asyncpg.connect(sys.argv[1])\n"
-             "    await c.execute(\"INSERT INTO inbox VALUES ('stack-test', 'mark')\")\n"
-             "    await c.close()\n"
-             "asyncio.run(m())", state["database_url"]], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import asyncio, asyncpg, sys\n"
+                "async def m():\n"
+                "    c = await asyncpg.connect(sys.argv[1])\n"
+                "    await c.execute(\"INSERT INTO inbox VALUES ('stack-test', 'mark')\")\n"
+                "    await c.close()\n"
+                "asyncio.run(m())",
+                state["database_url"],
+            ],
+            check=True,
+        )
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
@@ -102,16 +114,22 @@ def test_up_ready_ctrl_c_clean_and_database_reused(tmp_path: Path):
     env = _env(data_dir)  # new ports, same data directory
     proc, state = _run_until_ready(env, data_dir)
     try:
-        check = subprocess.run(  # noqa: S603
-            [sys.executable, "-c",
-             "import asyncio, asyncpg, sys\n"
-             "async def m():\n"
-             "    c = await asyncpg.connect(sys.argv[1])\n"
-             "    print(await c.fetchval(\"SELECT count(*) FROM inbox WHERE consumer = "
-             "'stack-test'\"))\n"
-             "    await c.close()\n"
-             "asyncio.run(m())", state["database_url"]],
-            check=True, capture_output=True)
+        check = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import asyncio, asyncpg, sys\n"
+                "async def m():\n"
+                "    c = await asyncpg.connect(sys.argv[1])\n"
+                '    print(await c.fetchval("SELECT count(*) FROM inbox WHERE consumer = '
+                "'stack-test'\"))\n"
+                "    await c.close()\n"
+                "asyncio.run(m())",
+                state["database_url"],
+            ],
+            check=True,
+            capture_output=True,
+        )
         assert check.stdout.strip() == b"1", "the second start reuses the database"
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -31,9 +31,7 @@ def contract_broker() -> KafkaBroker:
                 f"Partitions: {spec.partitions}. Retention: {spec.retention_ms // 86_400_000} d.",
             )
         else:
-            broker.publisher(
-                spec.name, title=f"{spec.name}:publish", description=spec.description
-            )
+            broker.publisher(spec.name, title=f"{spec.name}:publish", description=spec.description)
     return broker
 
 

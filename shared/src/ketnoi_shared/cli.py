@@ -53,7 +53,9 @@ def migrate() -> None:
 
     settings = load_settings(CommonSettings)
     applied = apply_migrations(_database_url(settings))
-    click.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    click.echo(
+        f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
+    )
 
 
 @click.command()

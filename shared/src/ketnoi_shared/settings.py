@@ -103,5 +103,3 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     if secrets.is_dir():
         return cls(_secrets_dir=secrets, **overrides)
     return cls(**overrides)
-
-

@@ -35,7 +35,6 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
 from ketnoi_shared.db import OutboxRelay, create_pool, enqueue
 from ketnoi_shared.identity import IdentityProtector
@@ -56,7 +55,7 @@ SIGNATURE_HEADER: Final = "x-zevent-signature"
 _BROKER_ERRORS: Final = (KafkaError, TimeoutError, OSError)
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -94,39 +93,45 @@ class Ingest:
     async def handle(self, raw: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         signature = headers.get(SIGNATURE_HEADER)
         if not signature:
-            raise Refused(401, "missing_signature", "missing X-ZEvent-Signature")
+            raise RefusedError(401, "missing_signature", "missing X-ZEvent-Signature")
         try:
             body = json.loads(raw, parse_int=str, parse_float=str)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise Refused(400, "malformed_json", "body is not valid UTF-8 JSON") from exc
+            raise RefusedError(400, "malformed_json", "body is not valid UTF-8 JSON") from exc
         try:
             env = read_envelope(body)
         except BadShapeError as exc:
-            raise Refused(422, "bad_shape", str(exc)) from exc
+            raise RefusedError(422, "bad_shape", str(exc)) from exc
         oa_id, secret = self.secret_for(env.oa_candidates)
         if secret is None or oa_id is None:
-            raise Refused(401, "unknown_oa", "no secret for this OA")
+            raise RefusedError(401, "unknown_oa", "no secret for this OA")
         if self.settings.zalo_app_id and env.app_id != self.settings.zalo_app_id:
-            raise Refused(401, "wrong_app", "unknown app_id")
+            raise RefusedError(401, "wrong_app", "unknown app_id")
         expected = compute_signature(
             app_id=env.app_id, raw_body=raw, timestamp=env.timestamp, secret=secret
         )
         if not signature_matches(signature, expected):
-            raise Refused(401, "bad_signature", "signature does not match")
+            raise RefusedError(401, "bad_signature", "signature does not match")
 
         retry_header = headers.get("num_retry") or headers.get("num-retry") or "0"
         num_retry = int(retry_header) if retry_header.isdigit() and len(retry_header) < 6 else 0
         try:
             event = normalize(body, env, oa_id=oa_id, protect=self.protector, num_retry=num_retry)
         except BadShapeError as exc:
-            raise Refused(422, "bad_shape", str(exc)) from exc
+            raise RefusedError(422, "bad_shape", str(exc)) from exc
         except ValueError as exc:  # pydantic validation of the contract
-            raise Refused(422, "bad_shape", "event does not fit the contract") from exc
+            raise RefusedError(422, "bad_shape", "event does not fit the contract") from exc
         if event is None:
             DROPPED.labels(reason="oa_echo").inc()
             return 200, {"status": "ignored", "reason": "oa_echo"}
-        bind_context({"event_id": event.event_id, "correlation_id": event.correlation_id,
-                      "event_name": event.event_name, "service": "ingest"})
+        bind_context(
+            {
+                "event_id": event.event_id,
+                "correlation_id": event.correlation_id,
+                "event_name": event.event_name,
+                "service": "ingest",
+            }
+        )
         outcome = await self.make_durable(event)
         return 200, {"status": outcome, "event_id": event.event_id}
 
@@ -152,7 +157,7 @@ class Ingest:
             if await self._publish(event):
                 ACCEPTED.labels(path="kafka").inc()
                 return "accepted"
-            raise Refused(503, "unavailable", "neither broker nor spool available")
+            raise RefusedError(503, "unavailable", "neither broker nor spool available")
         try:
             async with pool.acquire(timeout=1.0) as conn, conn.transaction():
                 fresh = await conn.fetchval(
@@ -173,14 +178,19 @@ class Ingest:
                     self.last_spooled = time.monotonic()
                     await enqueue(conn, ZALO_EVENTS, event.model_copy(update={"source": "spool"}))
                     path = "spool"
-        except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
-                asyncpg.InterfaceError) as exc:
-            log.warning("spool unavailable, publishing without edge dedup",
-                        error=type(exc).__name__)
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+        ) as exc:
+            log.warning(
+                "spool unavailable, publishing without edge dedup", error=type(exc).__name__
+            )
             if await self._publish(event):
                 ACCEPTED.labels(path="kafka").inc()
                 return "accepted"
-            raise Refused(503, "unavailable", "neither broker nor spool available") from exc
+            raise RefusedError(503, "unavailable", "neither broker nor spool available") from exc
         if path == "spool":
             self.last_spooled = time.monotonic()  # after the commit: the relay can see it
         ACCEPTED.labels(path=path).inc()
@@ -214,7 +224,8 @@ class Ingest:
         while True:
             with contextlib.suppress(Exception):
                 await self.pool.execute(
-                    "DELETE FROM ingest_dedup WHERE received_at < now() - make_interval(days => $1)",
+                    "DELETE FROM ingest_dedup "
+                    "WHERE received_at < now() - make_interval(days => $1)",
                     self.settings.ingest_dedup_days,
                 )
             await asyncio.sleep(3600)
@@ -226,7 +237,7 @@ class Ingest:
                     self.settings.database_url, max_size=self.settings.database_pool_max
                 )
             except Exception as exc:
-                log.error("database not reachable at start", error=type(exc).__name__)
+                log.error("database not reachable at start", error=type(exc).__name__)  # noqa: TRY400 - no traceback needed
                 raise
             self.relay = OutboxRelay(
                 self.pool,
@@ -234,8 +245,10 @@ class Ingest:
                 idempotence=self.settings.kafka_idempotence,
             )
             await self.relay.start()
-            self._tasks += [asyncio.create_task(self._watch_spool()),
-                            asyncio.create_task(self._expire_dedup())]
+            self._tasks += [
+                asyncio.create_task(self._watch_spool()),
+                asyncio.create_task(self._expire_dedup()),
+            ]
         connect = asyncio.create_task(self._connect_broker())
         self._tasks.append(connect)
         with contextlib.suppress(TimeoutError):
@@ -281,7 +294,8 @@ def build_ingest(settings: IngestSettings) -> Ingest:
         update={"kafka_request_timeout_ms": int(settings.ingest_publish_timeout_s * 1000)}
     )
     return Ingest(
-        settings=settings, protector=protector,
+        settings=settings,
+        protector=protector,
         broker=make_broker(producer_settings, service="ingest"),
     )
 
@@ -289,13 +303,13 @@ def build_ingest(settings: IngestSettings) -> Ingest:
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise Refused(413, "too_large", f"body over {limit} bytes")
+        raise RefusedError(413, "too_large", f"body over {limit} bytes")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise Refused(413, "too_large", f"body over {limit} bytes")
+            raise RefusedError(413, "too_large", f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -323,17 +337,17 @@ def create_app(settings: IngestSettings, ingest: Ingest | None = None) -> FastAP
         try:
             raw = await _read_body(request, settings.ingest_max_body_bytes)
             status, payload = await ingest.handle(raw, dict(request.headers))
-        except Refused as refused:
+        except RefusedError as refused:
             REJECTED.labels(reason=refused.reason).inc()
             log.info("webhook refused", reason=refused.reason, status=refused.status)
-            return JSONResponse({"error": refused.reason, "message": refused.message},
-                                status_code=refused.status)
+            return JSONResponse(
+                {"error": refused.reason, "message": refused.message}, status_code=refused.status
+            )
         except Exception:
             # Never a 500 for what Zalo sends: Zalo will retry a 503.
             REJECTED.labels(reason="internal").inc()
             log.exception("webhook failed")
-            return JSONResponse({"error": "unavailable", "message": "try again"},
-                                status_code=503)
+            return JSONResponse({"error": "unavailable", "message": "try again"}, status_code=503)
         finally:
             structlog.contextvars.clear_contextvars()
         ACK_LATENCY.observe(time.perf_counter() - started)

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-
 from ketnoi_shared.settings import load_settings
 
 __all__ = ["SERVICE", "ingest", "zalo"]
@@ -61,12 +60,21 @@ def sign(file: click.utils.LazyFile, secret: str | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--url", default="http://127.0.0.1:8080/zalo/webhook", show_default=True)
 @click.option("--secret", envvar="KETNOI_ZALO_OA_SECRET", help="OA secret key.")
-@click.option("--compact/--as-is", default=True, show_default=True,
-              help="Re-serialise the file compactly (Zalo sends compact JSON) before signing.")
-@click.option("--time-scale", default=1.0, show_default=True,
-              help="Multiply Zalo's retry delays (30 s … 1 h) by this, e.g. 0.001 in tests.")
-def send_webhook_cmd(file: Path, url: str, secret: str | None, compact: bool,
-                     time_scale: float) -> None:
+@click.option(
+    "--compact/--as-is",
+    default=True,
+    show_default=True,
+    help="Re-serialise the file compactly (Zalo sends compact JSON) before signing.",
+)
+@click.option(
+    "--time-scale",
+    default=1.0,
+    show_default=True,
+    help="Multiply Zalo's retry delays (30 s … 1 h) by this, e.g. 0.001 in tests.",
+)
+def send_webhook_cmd(
+    file: Path, url: str, secret: str | None, compact: bool, time_scale: float
+) -> None:
     """Sign FILE and POST it as Zalo would, retrying on failure with Zalo's schedule."""
     import json  # noqa: PLC0415
 

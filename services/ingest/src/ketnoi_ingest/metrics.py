@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import Counter, Histogram
-
 from ketnoi_shared.metrics import REGISTRY
+from prometheus_client import Counter, Histogram
 
 __all__ = ["ACCEPTED", "ACK_LATENCY", "DROPPED", "DUPLICATES", "RECEIVED", "REJECTED"]
 

@@ -40,8 +40,18 @@ _KINDS: Final = {
 }
 #: user_send_* variants the tip line understands; others of the family are still messages.
 KNOWN_USER_SEND: Final = frozenset(
-    {"text", "image", "video", "audio", "file", "link", "location", "sticker", "gif",
-     "business_card"}
+    {
+        "text",
+        "image",
+        "video",
+        "audio",
+        "file",
+        "link",
+        "location",
+        "sticker",
+        "gif",
+        "business_card",
+    }
 )
 MAX_ID_LEN: Final = 64
 
@@ -93,9 +103,7 @@ def read_envelope(body: Any) -> Envelope:
     candidates: list[str] = []
     if isinstance(body.get("oa_id"), str):
         candidates.append(body["oa_id"])
-    first, second = (
-        (sender, recipient) if _oa_is_sender(event_name) else (recipient, sender)
-    )
+    first, second = (sender, recipient) if _oa_is_sender(event_name) else (recipient, sender)
     for side in (first, second):
         if isinstance(side.get("id"), str):
             candidates.append(side["id"])
@@ -198,7 +206,7 @@ def _str_or_none(value: Any) -> str | None:
     return unicodedata.normalize("NFC", value)[:200] if isinstance(value, str) and value else None
 
 
-def normalize(
+def normalize(  # noqa: PLR0912 - one branch per Zalo event shape, kept together
     body: dict[str, Any],
     env: Envelope,
     *,
@@ -237,16 +245,17 @@ def normalize(
 
     citizen = None
     if user_id is not None:
-        conversation_id = _s(message_raw.get("conversation_id"), "conversation_id",
-                             required=False)
+        conversation_id = _s(message_raw.get("conversation_id"), "conversation_id", required=False)
         citizen = CitizenRef(
             pseudonym=protect.pseudonym(user_id, purpose="zalo-anon" if anonymous else "zalo-user"),
             sealed_user_id=protect.seal(user_id, purpose="zalo_user_id"),
             sealed_user_id_by_app=protect.seal(by_app, purpose="zalo_user_id_by_app")
-            if by_app else None,
+            if by_app
+            else None,
             anonymous=anonymous,
             sealed_conversation_id=protect.seal(conversation_id, purpose="zalo_conversation_id")
-            if conversation_id else None,
+            if conversation_id
+            else None,
         )
 
     message = None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-
 from ketnoi_shared.settings import CommonSettings
+from pydantic import Field, SecretStr
 
 __all__ = ["IngestSettings"]
 

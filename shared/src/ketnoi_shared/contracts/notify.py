@@ -63,14 +63,14 @@ class NotifyRequest(Envelope):
 class DeliveryStatus(StrEnum):
     SENT = "sent"
     RETRYING = "retrying"
-    WAITING_TOKEN = "waiting_token"
+    WAITING_TOKEN = "waiting_token"  # noqa: S105 - a status name, not a secret
     FAILED = "failed"
 
 
 class DeliveryErrorKind(StrEnum):
     RETRYABLE = "retryable"
     PERMANENT = "permanent"
-    NEEDS_TOKEN = "needs_token"
+    NEEDS_TOKEN = "needs_token"  # noqa: S105 - an error kind, not a secret
     OUTSIDE_WINDOW = "outside_window"
     RATE_LIMITED = "rate_limited"
 
