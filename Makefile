@@ -63,4 +63,8 @@ clean: ##@Setup Remove the venv, caches and local state (.ketnoi: embedded datab
 
 .PHONY: help
 help: ##@Help Show this help
-	@awk 'BEGIN {FS = ":.*##@"} /^[a-zA-Z_-]+:.*##@/ { split($$2, a, " "); g=a[1]; sub(/^[^ ]+ /, "", $$2); groups[g] = groups[g] sprintf("  \033[36m%-12s\033[0m %s\n", $$1, $$2) } END { for (g in groups) { print g ":"; printf "%s", groups[g] } }' $(MAKEFILE_LIST)
+	@for g in Setup Run Test Quality Docs Benchmarks Help; do \
+		echo "$$g:"; \
+		grep -hE "^[a-zA-Z_-]+:.*##@$$g " $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*##@[A-Za-z]+ "} {printf "  %-12s %s\n", $$1, $$2}'; \
+	done

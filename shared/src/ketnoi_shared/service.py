@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .metrics import REGISTRY
 from .settings import CommonSettings
 
-__all__ = ["Probe", "ReadinessChecks", "add_probes", "broker_probe", "db_probe", "serve"]
+__all__ = [
+    "Probe",
+    "ReadinessChecks",
+    "add_probes",
+    "broker_probe",
+    "db_probe",
+    "serve",
+    "tcp_probe",
+    "tune_gc",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +45,25 @@ Probe = Callable[[], Awaitable[bool]]
 def broker_probe(broker: KafkaBroker) -> Probe:
     async def check() -> bool:
         return bool(await broker.ping(timeout=1.5))
+
+    return check
+
+
+def tcp_probe(bootstrap: str) -> Probe:
+    """Ready when at least one of the ``host:port`` servers accepts a TCP connection."""
+
+    async def check() -> bool:
+        for server in bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host or "127.0.0.1", int(port)), 1.0
+                )
+            except (OSError, TimeoutError, ValueError):
+                continue
+            writer.close()
+            return True
+        return False
 
     return check
 
@@ -93,8 +122,22 @@ async def _noop(_: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+def tune_gc() -> None:
+    """Move start-up objects out of the collector's way and collect young objects less often.
+
+    Measured on ingest (benchmarks/ingest_bench.py): with CPython's default thresholds the
+    collector's full passes over the large start-up heap (pydantic schemas, FastStream,
+    FastAPI) took about a third of the CPU under load. ``gc.freeze()`` after start-up is the
+    usual remedy for long-running servers; request garbage is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve(app: Any, settings: CommonSettings) -> None:
     """Run ``app`` under uvicorn on the configured host and port until SIGINT/SIGTERM."""
+    tune_gc()
     config = uvicorn.Config(
         app,
         host=settings.http_host,

@@ -25,24 +25,25 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import asyncpg
 import structlog
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from faststream.kafka import KafkaBroker
+from starlette.routing import Route
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
-from ketnoi_shared.db import OutboxRelay, create_pool, enqueue
+from ketnoi_shared.db import OutboxRelay, create_pool
 from ketnoi_shared.identity import IdentityProtector
-from ketnoi_shared.logging import bind_context
-from ketnoi_shared.messaging import make_broker, publish
-from ketnoi_shared.service import ReadinessChecks, add_probes, broker_probe, db_probe
+from ketnoi_shared.messaging import make_producer, send
+from ketnoi_shared.service import ReadinessChecks, add_probes, db_probe, tcp_probe
 
-from .metrics import ACCEPTED, ACK_LATENCY, DROPPED, DUPLICATES, RECEIVED, REJECTED
+from .batcher import DurableBatcher
+from .metrics import ACCEPTED, ACK_LATENCY, DROPPED, RECEIVED, REJECTED
 from .normalize import BadShapeError, normalize, read_envelope
 from .settings import IngestSettings
 from .signature import compute_signature, signature_matches
@@ -69,9 +70,10 @@ class Ingest:
 
     settings: IngestSettings
     protector: IdentityProtector
-    broker: KafkaBroker
+    producer: AIOKafkaProducer | None = None
     pool: asyncpg.Pool | None = None
     relay: OutboxRelay | None = None
+    batcher: DurableBatcher | None = None
     broker_connected: bool = False
     #: While spooled events wait for the relay, new ones queue behind them (order per citizen).
     spooling: bool = False
@@ -90,7 +92,9 @@ class Ingest:
         return oa_id, fallback.get_secret_value() if fallback else None
 
     # -- request handling --------------------------------------------------------------------
-    async def handle(self, raw: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async def handle(
+        self, raw: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
         signature = headers.get(SIGNATURE_HEADER)
         if not signature:
             raise RefusedError(401, "missing_signature", "missing X-ZEvent-Signature")
@@ -124,88 +128,82 @@ class Ingest:
         if event is None:
             DROPPED.labels(reason="oa_echo").inc()
             return 200, {"status": "ignored", "reason": "oa_echo"}
-        bind_context(
-            {
-                "event_id": event.event_id,
-                "correlation_id": event.correlation_id,
-                "event_name": event.event_name,
-                "service": "ingest",
-            }
+        tokens = structlog.contextvars.bind_contextvars(
+            event_id=event.event_id, correlation_id=event.correlation_id
         )
-        outcome = await self.make_durable(event)
+        try:
+            outcome = await self.make_durable(event)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
         return 200, {"status": outcome, "event_id": event.event_id}
 
-    async def _publish(self, event: ZaloEvent) -> bool:
-        if not self.broker_connected:
-            return False
-        try:
-            # The producer's own request timeout (= the publish timeout) expires an unsent batch
-            # and raises, so a spooled event is not also delivered later by the producer; this
-            # outer deadline is only a safety net.
-            await asyncio.wait_for(
-                publish(self.broker, ZALO_EVENTS, event),
-                self.settings.ingest_publish_timeout_s + 0.4,
-            )
-        except _BROKER_ERRORS as exc:
-            log.warning("broker did not acknowledge in time, spooling", error=type(exc).__name__)
-            return False
-        return True
-
     async def make_durable(self, event: ZaloEvent) -> str:
-        pool = self.pool
-        if pool is None:
-            if await self._publish(event):
-                ACCEPTED.labels(path="kafka").inc()
-                return "accepted"
-            raise RefusedError(503, "unavailable", "neither broker nor spool available")
-        try:
-            async with pool.acquire(timeout=1.0) as conn, conn.transaction():
-                fresh = await conn.fetchval(
-                    "INSERT INTO ingest_dedup (event_id) VALUES ($1) "
-                    "ON CONFLICT DO NOTHING RETURNING true",
-                    event.event_id,
+        if self.batcher is not None:
+            try:
+                return await self.batcher.submit(event)
+            except (
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresConnectionError,
+                asyncpg.InterfaceError,
+            ) as exc:
+                log.warning(
+                    "spool unavailable, publishing without edge dedup", error=type(exc).__name__
                 )
-                if not fresh:
-                    DUPLICATES.inc()
-                    return "duplicate"
-                if not self.spooling and await self._publish(event):
-                    # Losing this row in a crash only risks a duplicate publish, which the
-                    # consumers' inboxes absorb: no need to wait for the WAL flush.
-                    await conn.execute("SET LOCAL synchronous_commit = off")
-                    path = "kafka"
-                else:
-                    self.spooling = True
-                    self.last_spooled = time.monotonic()
-                    await enqueue(conn, ZALO_EVENTS, event.model_copy(update={"source": "spool"}))
-                    path = "spool"
-        except (
-            OSError,
-            TimeoutError,
-            asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
-        ) as exc:
-            log.warning(
-                "spool unavailable, publishing without edge dedup", error=type(exc).__name__
-            )
-            if await self._publish(event):
-                ACCEPTED.labels(path="kafka").inc()
-                return "accepted"
-            raise RefusedError(503, "unavailable", "neither broker nor spool available") from exc
-        if path == "spool":
-            self.last_spooled = time.monotonic()  # after the commit: the relay can see it
-        ACCEPTED.labels(path=path).inc()
-        return "accepted" if path == "kafka" else "spooled"
+        if await self._publish_one(event):
+            ACCEPTED.labels(path="kafka").inc()
+            return "accepted"
+        raise RefusedError(503, "unavailable", "neither broker nor spool available")
+
+    async def _publish_one(self, event: ZaloEvent) -> bool:
+        return (await self.publish_batch([event]))[0]
 
     # -- lifecycle ---------------------------------------------------------------------------
+    async def publish_batch(self, events: list[ZaloEvent]) -> list[bool]:
+        """Send ``events`` together; per event, True when the broker acknowledged it.
+
+        The producer's request timeout (= the publish timeout) expires an unsent batch and
+        fails its futures, so an event that is spooled is not also delivered later."""
+        if not self.broker_connected or self.producer is None:
+            return [False] * len(events)
+        futures = []
+        for event in events:
+            try:
+                futures.append(await send(self.producer, ZALO_EVENTS, event))
+            except _BROKER_ERRORS as exc:
+                log.warning("broker refused a send", error=type(exc).__name__)
+                break
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        acked = [not isinstance(o, BaseException) for o in outcomes]
+        if not all(acked) or len(acked) < len(events):
+            log.warning(
+                "broker did not acknowledge in time, spooling", unacked=len(events) - sum(acked)
+            )
+        return acked + [False] * (len(events) - len(acked))
+
+    def mark_spooled(self) -> None:
+        self.spooling = True
+        self.last_spooled = time.monotonic()
+
     async def _connect_broker(self) -> None:
         delay = 0.5
         while not self.broker_connected:
+            if self.producer is None:
+                # aiokafka binds to the running loop, so the producer is made here.
+                self.producer = make_producer(
+                    self.settings,
+                    client_id="ketnoi-ingest",
+                    request_timeout_ms=int(self.settings.ingest_publish_timeout_s * 1000),
+                )
             try:
-                await self.broker.start()
+                await self.producer.start()
                 self.broker_connected = True
                 log.info("broker connected")
             except Exception as exc:  # keep trying; the spool takes events meanwhile
                 log.warning("broker not reachable yet", error=type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await self.producer.stop()
+                self.producer = None  # a failed start is not retried on the same object
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -245,6 +243,14 @@ class Ingest:
                 idempotence=self.settings.kafka_idempotence,
             )
             await self.relay.start()
+            self.batcher = DurableBatcher(
+                pool=self.pool,
+                publish=self.publish_batch,
+                spooling=lambda: self.spooling,
+                on_spooled=self.mark_spooled,
+                workers=max(1, min(4, self.settings.database_pool_max - 2)),
+            )
+            await self.batcher.start()
             self._tasks += [
                 asyncio.create_task(self._watch_spool()),
                 asyncio.create_task(self._expire_dedup()),
@@ -260,17 +266,20 @@ class Ingest:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.batcher:
+            await self.batcher.stop()
         if self.relay:
             await self.relay.stop()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
         if self.pool:
             await self.pool.close()
 
     def readiness(self) -> ReadinessChecks:
         checks = ReadinessChecks(
             probes={
-                "broker": broker_probe(self.broker),
+                "broker": tcp_probe(self.settings.kafka_bootstrap),
                 "spool": db_probe(lambda: self.pool),
             },
             # Ready when at least one durable path can take writes.
@@ -290,14 +299,7 @@ def build_ingest(settings: IngestSettings) -> Ingest:
         seal_key=settings.seal_key.get_secret_value() if settings.seal_key else None,
         old_seal_keys=settings.seal_old_keys.get_secret_value() if settings.seal_old_keys else None,
     )
-    producer_settings = settings.model_copy(
-        update={"kafka_request_timeout_ms": int(settings.ingest_publish_timeout_s * 1000)}
-    )
-    return Ingest(
-        settings=settings,
-        protector=protector,
-        broker=make_broker(producer_settings, service="ingest"),
-    )
+    return Ingest(settings=settings, protector=protector)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -330,13 +332,12 @@ def create_app(settings: IngestSettings, ingest: Ingest | None = None) -> FastAP
     app.state.ingest = ingest
     add_probes(app, ingest.readiness(), service="ingest")
 
-    @app.post("/zalo/webhook")
     async def webhook(request: Request) -> Response:
         started = time.perf_counter()
         RECEIVED.inc()
         try:
             raw = await _read_body(request, settings.ingest_max_body_bytes)
-            status, payload = await ingest.handle(raw, dict(request.headers))
+            status, payload = await ingest.handle(raw, request.headers)
         except RefusedError as refused:
             REJECTED.labels(reason=refused.reason).inc()
             log.info("webhook refused", reason=refused.reason, status=refused.status)
@@ -348,9 +349,9 @@ def create_app(settings: IngestSettings, ingest: Ingest | None = None) -> FastAP
             REJECTED.labels(reason="internal").inc()
             log.exception("webhook failed")
             return JSONResponse({"error": "unavailable", "message": "try again"}, status_code=503)
-        finally:
-            structlog.contextvars.clear_contextvars()
         ACK_LATENCY.observe(time.perf_counter() - started)
         return JSONResponse(payload, status_code=status)
 
+    # A plain Starlette route: the hot path needs no FastAPI dependency solving.
+    app.router.routes.insert(0, Route("/zalo/webhook", webhook, methods=["POST"]))
     return app

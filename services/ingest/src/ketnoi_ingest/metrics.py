@@ -7,7 +7,15 @@ from typing import Final
 from ketnoi_shared.metrics import REGISTRY
 from prometheus_client import Counter, Histogram
 
-__all__ = ["ACCEPTED", "ACK_LATENCY", "DROPPED", "DUPLICATES", "RECEIVED", "REJECTED"]
+__all__ = [
+    "ACCEPTED",
+    "ACK_LATENCY",
+    "BATCH_SIZE",
+    "DROPPED",
+    "DUPLICATES",
+    "RECEIVED",
+    "REJECTED",
+]
 
 RECEIVED: Final = Counter(
     "ketnoi_ingest_received_total", "Webhook requests received.", registry=REGISTRY
@@ -39,5 +47,11 @@ ACK_LATENCY: Final = Histogram(
     "ketnoi_ingest_ack_seconds",
     "Time from request received to the 200 answer (event durable).",
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 5.0),
+    registry=REGISTRY,
+)
+BATCH_SIZE: Final = Histogram(
+    "ketnoi_ingest_batch_size",
+    "Webhooks made durable together in one database transaction and Kafka round trip.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
     registry=REGISTRY,
 )
