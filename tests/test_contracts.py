@@ -89,3 +89,24 @@ def test_unknown_fields_and_naive_times_are_refused(protector: IdentityProtector
                 pseudonym=protector.pseudonym("x"), sealed_user_id=protector.seal("x", purpose="u")
             ),
         )
+
+
+def test_readme_tables_match_the_code():
+    from pathlib import Path
+
+    from ketnoi_shared.doctables import update_readme
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    assert update_readme(readme, check=True), "README tables are stale: run `make docs`"
+
+
+def test_asyncapi_documents_every_topic():
+    from ketnoi_shared.asyncapi import build_asyncapi
+
+    doc = build_asyncapi()
+    channels = " ".join(doc["channels"])
+    for spec in all_topics():
+        assert spec.name in channels
+    schemas = doc["components"]["schemas"]
+    assert "ZaloEvent" in schemas
+    assert "NotifyRequest" in schemas

@@ -74,11 +74,17 @@ def topics(replication: int) -> None:
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs/asyncapi.json"))
-def docs(out: Path) -> None:
-    """Generate the AsyncAPI document of every topic (from the FastStream apps)."""
+@click.option("--readme", type=click.Path(path_type=Path), default=Path("README.md"),
+              help="README whose topics and settings tables are regenerated.")
+def docs(out: Path, readme: Path) -> None:
+    """Generate docs/asyncapi.json (from the FastStream apps) and the README's tables."""
     from .asyncapi import build_asyncapi  # noqa: PLC0415
+    from .doctables import update_readme  # noqa: PLC0415
 
     document = build_asyncapi()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    click.echo(f"wrote {out}", file=sys.stderr)
+    click.echo(f"wrote {out}", err=True)
+    if readme.exists():
+        current = update_readme(readme)
+        click.echo(f"{readme} tables {'already current' if current else 'updated'}", err=True)

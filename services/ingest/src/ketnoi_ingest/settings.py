@@ -16,7 +16,7 @@ class IngestSettings(CommonSettings):
     )
     zalo_oa_secrets: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description='Per-OA secret keys as JSON: {"<OA id>": "<OA secret key>", ...}. Secret.',
+        description='Per-OA secret keys as JSON, `{"<OA id>": "<OA secret key>"}`. Secret.',
     )
     zalo_app_id: str | None = Field(
         default=None,
