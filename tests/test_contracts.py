@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from ketnoi_shared.asyncapi import build_asyncapi
 from ketnoi_shared.contracts import (
     TOPICS,
     ZALO_EVENTS,
@@ -14,6 +16,7 @@ from ketnoi_shared.contracts import (
     ZaloEvent,
     all_topics,
 )
+from ketnoi_shared.doctables import update_readme
 from ketnoi_shared.identity import IdentityProtector
 from ketnoi_shared.messaging import envelope_headers
 from pydantic import ValidationError
@@ -92,17 +95,11 @@ def test_unknown_fields_and_naive_times_are_refused(protector: IdentityProtector
 
 
 def test_readme_tables_match_the_code():
-    from pathlib import Path
-
-    from ketnoi_shared.doctables import update_readme
-
     readme = Path(__file__).resolve().parent.parent / "README.md"
     assert update_readme(readme, check=True), "README tables are stale: run `make docs`"
 
 
 def test_asyncapi_documents_every_topic():
-    from ketnoi_shared.asyncapi import build_asyncapi
-
     doc = build_asyncapi()
     channels = " ".join(doc["channels"])
     for spec in all_topics():

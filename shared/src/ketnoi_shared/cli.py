@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -74,8 +73,12 @@ def topics(replication: int) -> None:
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs/asyncapi.json"))
-@click.option("--readme", type=click.Path(path_type=Path), default=Path("README.md"),
-              help="README whose topics and settings tables are regenerated.")
+@click.option(
+    "--readme",
+    type=click.Path(path_type=Path),
+    default=Path("README.md"),
+    help="README whose topics and settings tables are regenerated.",
+)
 def docs(out: Path, readme: Path) -> None:
     """Generate docs/asyncapi.json (from the FastStream apps) and the README's tables."""
     from .asyncapi import build_asyncapi  # noqa: PLC0415

@@ -41,7 +41,7 @@ def _default(field: Any) -> str:
     if field.is_required():
         return "required"
     value = field.get_default(call_default_factory=True)
-    if value is None or value == {} or value == []:
+    if value is None or value in ({}, []):
         return "—"
     return f"`{value}`"
 

@@ -31,6 +31,7 @@ __all__ = [
     "ReadinessChecks",
     "add_probes",
     "broker_probe",
+    "consumer_app",
     "db_probe",
     "serve",
     "tcp_probe",
@@ -117,9 +118,37 @@ def add_probes(app: FastAPI, checks: ReadinessChecks, *, service: str) -> None:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-@contextlib.asynccontextmanager
-async def _noop(_: FastAPI) -> AsyncIterator[None]:
-    yield
+def consumer_app(
+    settings: CommonSettings,
+    *,
+    service: str,
+    broker: KafkaBroker,
+    on_startup: Callable[[], Awaitable[None]] | None = None,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    pool: Callable[[], asyncpg.Pool | None] | None = None,
+) -> FastAPI:
+    """The HTTP face of a consumer service: the broker (with its subscribers) runs in the
+    app's lifespan, and /livez, /readyz (broker, and database when ``pool`` is given) and
+    /metrics are served. ``on_startup`` runs before the broker starts consuming."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if on_startup is not None:
+            await on_startup()
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            if on_shutdown is not None:
+                await on_shutdown()
+
+    app = FastAPI(title=f"Ketnoi {service}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    probes: dict[str, Probe] = {"broker": broker_probe(broker)}
+    if pool is not None:
+        probes["database"] = db_probe(pool)
+    add_probes(app, ReadinessChecks(probes=probes), service=service)
+    return app
 
 
 def tune_gc() -> None:

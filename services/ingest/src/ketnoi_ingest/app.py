@@ -35,12 +35,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.routing import Route
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
 from ketnoi_shared.db import OutboxRelay, create_pool
 from ketnoi_shared.identity import IdentityProtector
 from ketnoi_shared.messaging import make_producer, send
 from ketnoi_shared.service import ReadinessChecks, add_probes, db_probe, tcp_probe
+from starlette.routing import Route
 
 from .batcher import DurableBatcher
 from .metrics import ACCEPTED, ACK_LATENCY, DROPPED, RECEIVED, REJECTED
@@ -92,9 +92,7 @@ class Ingest:
         return oa_id, fallback.get_secret_value() if fallback else None
 
     # -- request handling --------------------------------------------------------------------
-    async def handle(
-        self, raw: bytes, headers: Mapping[str, str]
-    ) -> tuple[int, dict[str, Any]]:
+    async def handle(self, raw: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         signature = headers.get(SIGNATURE_HEADER)
         if not signature:
             raise RefusedError(401, "missing_signature", "missing X-ZEvent-Signature")

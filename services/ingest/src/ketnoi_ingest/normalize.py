@@ -38,21 +38,6 @@ _KINDS: Final = {
     "user_received_message": EventKind.RECEIVED,
     "user_seen_message": EventKind.SEEN,
 }
-#: user_send_* variants the tip line understands; others of the family are still messages.
-KNOWN_USER_SEND: Final = frozenset(
-    {
-        "text",
-        "image",
-        "video",
-        "audio",
-        "file",
-        "link",
-        "location",
-        "sticker",
-        "gif",
-        "business_card",
-    }
-)
 MAX_ID_LEN: Final = 64
 
 

@@ -1,0 +1,95 @@
+"""The HTTP face every consumer service gets: probes and metrics, on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from ketnoi_shared.contracts import NewsItem, TopicSpec
+from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker, publish
+from ketnoi_shared.service import consumer_app
+from ketnoi_shared.settings import CommonSettings
+
+
+async def test_consumer_service_probes_and_metrics(
+    kafka_bootstrap: str, database_url: str, topic_name: str
+):
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic_name, 1, 1)])
+    await admin.close()
+    settings = CommonSettings(kafka_bootstrap=kafka_bootstrap, database_url=database_url)
+    broker = make_broker(settings, service="probe-test")
+    got: list[str] = []
+
+    @broker.subscriber(
+        topic_name,
+        group_id="g-" + uuid.uuid4().hex[:6],
+        ack_policy=CONSUMER_ACK_POLICY,
+        auto_offset_reset="earliest",
+    )
+    async def handle(msg: NewsItem) -> None:
+        got.append(msg.item_id)
+
+    state: dict[str, asyncpg.Pool] = {}
+
+    async def start() -> None:
+        state["pool"] = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+
+    async def stop() -> None:
+        await state.pop("pool").close()
+
+    app = consumer_app(
+        settings,
+        service="probe-test",
+        broker=broker,
+        on_startup=start,
+        on_shutdown=stop,
+        pool=lambda: state.get("pool"),
+    )
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://svc"
+        ) as client:
+            assert (await client.get("/livez")).json()["status"] == "ok"
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json()["checks"] == {"broker": True, "database": True}
+            spec = TopicSpec(topic_name, 1, "source", NewsItem, 3_600_000, "t")
+            producer = make_broker(settings, service="producer")
+            await producer.start()
+            await publish(
+                producer,
+                spec,
+                NewsItem(
+                    event_id="e1",
+                    occurred_at=datetime.now(UTC),
+                    correlation_id="c1",
+                    item_id="42",
+                    source_id="s",
+                    url="https://x/1",
+                    title="Tin",
+                ),
+            )
+            await producer.stop()
+            for _ in range(200):
+                if got:
+                    break
+                await asyncio.sleep(0.05)
+            assert got == ["42"]
+            metrics = (await client.get("/metrics")).text
+            assert "faststream_received_processed_messages_total" in metrics
+            assert topic_name in metrics
+        # The database going away makes the service not ready, and says which part failed.
+        await state["pool"].close()
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://svc"
+        ) as client:
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"] is False
+        state["pool"] = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
