@@ -7,6 +7,7 @@ a test fails when the README is out of date.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,13 @@ def render_readme_blocks() -> dict[str, str]:
     return {"topics": topics_table(), "settings": settings_table()}
 
 
+def _replacer(block: str) -> Callable[[re.Match[str]], str]:
+    def replace(match: re.Match[str]) -> str:
+        return match.group(1) + block + "\n" + match.group(2)
+
+    return replace
+
+
 def update_readme(path: Path, *, check: bool = False) -> bool:
     """Rewrite the generated blocks of ``path``; returns True when it was already current."""
     text = path.read_text()
@@ -73,7 +81,7 @@ def update_readme(path: Path, *, check: bool = False) -> bool:
         )
         if not pattern.search(new):
             raise ValueError(f"{path} has no {name} block")
-        new = pattern.sub(lambda m, b=block: m.group(1) + b + "\n" + m.group(2), new)
+        new = pattern.sub(_replacer(block), new)
     if new != text and not check:
         path.write_text(new)
     return new == text
