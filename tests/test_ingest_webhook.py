@@ -8,6 +8,7 @@ import json
 import logging
 import time
 import unicodedata
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 import structlog
+from aiokafka import AIOKafkaProducer
 from ketnoi_ingest.app import Ingest, build_ingest, create_app
 from ketnoi_ingest.settings import IngestSettings
 from ketnoi_ingest.signature import compute_signature
@@ -22,6 +24,8 @@ from ketnoi_ingest.zalo_tools import send_webhook, sign_body
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
 from ketnoi_shared.db import claim
 from ketnoi_shared.logging import configure_logging
+from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker
+from ketnoi_shared.settings import CommonSettings
 
 from .conftest import now_ms, read_topic
 
@@ -223,7 +227,9 @@ async def test_concurrent_duplicates_have_one_event_id_and_one_effect(
 ):
     _, client = ingest
     start = now_ms()
-    raw = fixture_body(fixtures_dir, "user_send_image")
+    body = json.loads((fixtures_dir / "webhook" / "user_send_image.json").read_text())
+    body["message"]["msg_id"] = "dup" + uuid.uuid4().hex[:16]  # unique to this test run
+    raw = compact(body)
     headers = signed(raw)
     responses = await asyncio.gather(
         *(
@@ -239,14 +245,59 @@ async def test_concurrent_duplicates_have_one_event_id_and_one_effect(
     assert len({r.json()["event_id"] for r in responses}) == 1
     records = await read_topic(kafka_bootstrap, ZALO_EVENTS.name, since_ms=start, timeout=3, idle=1)
     assert len(records) == 1
-    # A consumer using the shared inbox processes it once even if it is redelivered.
+    # A consumer using the shared inbox processes it once, even when the broker redelivers it
+    # (here: the same record produced a second time, as after a publish retry).
     event = ZaloEvent.model_validate_json(records[0].value)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    await producer.send_and_wait(
+        ZALO_EVENTS.name, records[0].value, key=records[0].key, headers=list(records[0].headers)
+    )
+    await producer.stop()
     await pool.execute("CREATE TABLE stored (event_id text)")
-    for _ in range(3):
+    seen: list[str] = []
+    consumer = make_broker(CommonSettings(kafka_bootstrap=kafka_bootstrap), service="dedup-test")
+
+    @consumer.subscriber(
+        ZALO_EVENTS.name,
+        group_id="g-" + uuid.uuid4().hex[:8],
+        ack_policy=CONSUMER_ACK_POLICY,
+        auto_offset_reset="earliest",
+    )
+    async def handle(msg: ZaloEvent) -> None:
+        if msg.event_id != event.event_id:
+            return
+        seen.append(msg.event_id)
         async with pool.acquire() as conn, conn.transaction():
-            if await claim(conn, consumer="test-consumer", event_id=event.event_id):
-                await conn.execute("INSERT INTO stored VALUES ($1)", event.event_id)
-    assert await pool.fetchval("SELECT count(*) FROM stored") == 1
+            if await claim(conn, consumer="test-consumer", event_id=msg.event_id):
+                await conn.execute("INSERT INTO stored VALUES ($1)", msg.event_id)
+
+    await consumer.start()
+    try:
+        for _ in range(300):
+            if len(seen) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+    assert len(seen) == 2, "the consumer saw the event twice"
+    assert await pool.fetchval("SELECT count(*) FROM stored") == 1, "and processed it once"
+
+
+async def test_numeric_timestamp_is_hashed_as_written(ingest, fixtures_dir: Path):
+    """A timestamp sent as a JSON number is accepted; the signature uses its literal text."""
+    _, client = ingest
+    raw = fixture_body(fixtures_dir, "user_send_text").replace(
+        b'"timestamp":"1767225600123"', b'"timestamp":1767225600123'
+    )
+    assert b'"timestamp":1767225600123' in raw
+    signature = compute_signature(
+        app_id=APP_ID, raw_body=raw, timestamp="1767225600123", secret=OA_SECRET
+    )
+    response = await client.post(
+        "/zalo/webhook", content=raw, headers={"X-ZEvent-Signature": signature}
+    )
+    assert response.status_code == 200, response.text
 
 
 async def test_own_api_echo_is_dropped_but_admin_reply_kept(
