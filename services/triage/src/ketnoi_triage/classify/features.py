@@ -1,0 +1,593 @@
+"""Text preparation and transparent cues for the classifier.
+
+Messages are normalised (NFC, zero-width characters and homoglyphs removed, lower-cased,
+diacritics folded: see :mod:`ketnoi_shared.text`), teencode is expanded, and a list of
+hand-written *cues* — phrases with a meaning for police triage, with the contexts that disarm
+the slang traps ("đá" as ice or football, "cỏ" as grass, "bay" as flying, "đua" as pigeon or
+boat racing) — is matched. Cues feed the statistical model as features and are quoted in the
+explanation officers read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+from ketnoi_shared.text import normalize
+
+__all__ = ["CUES", "Cue", "Prepared", "match_cues", "prepare"]
+
+#: Teencode and abbreviations, on folded tokens (no diacritics).
+TEENCODE: Final = {
+    "ko": "khong",
+    "k": "khong",
+    "kh": "khong",
+    "hok": "khong",
+    "hong": "khong",
+    "khg": "khong",
+    "kg": "khong",
+    "hem": "khong",
+    "dc": "duoc",
+    "dk": "duoc",
+    "đc": "duoc",
+    "ng": "nguoi",
+    "ngta": "nguoi ta",
+    "j": "gi",
+    "bik": "biet",
+    "bit": "biet",
+    "ntn": "nhu the nao",
+    "cs": "cong an",
+    "csgt": "canh sat giao thong",
+    "ca": "ca",
+    "a": "anh",
+    "e": "em",
+    "c": "chi",
+    "vs": "voi",
+    "mn": "moi nguoi",
+    "mng": "moi nguoi",
+    "ae": "anh em",
+    "tr": "troi",
+    "r": "roi",
+    "ik": "di",
+    "z": "vay",
+    "v": "vay",
+    "zay": "vay",
+    "wa": "qua",
+    "wá": "qua",
+    "mik": "minh",
+    "mk": "minh",
+    "b": "ban",
+    "bn": "bao nhieu",
+    "sdt": "so dien thoai",
+    "dt": "dien thoai",
+    "đt": "dien thoai",
+    "tp": "thanh pho",
+    "tt": "thi tran",
+    "p": "phuong",
+    "x": "xa",
+    "h": "gio",
+    "hnay": "hom nay",
+    "hqua": "hom qua",
+    "tn": "the nao",
+    "oto": "o to",
+    "xm": "xe may",
+    "cccd": "can cuoc cong dan",
+    "cmnd": "chung minh nhan dan",
+    "gplx": "giay phep lai xe",
+    "tnxh": "te nan xa hoi",
+    "nhiu": "nhieu",
+    "lun": "luon",
+    "thui": "thoi",
+    "iu": "yeu",
+    "ak": "a",
+    "ah": "a",
+    "ạ": "a",
+    "trc": "truoc",
+    "sn": "sinh nhat",
+    "ms": "moi",
+    "cx": "cung",
+    "cg": "cung",
+    "ny": "nguoi yeu",
+    "ck": "chong",
+    "vk": "vo",
+    "plz": "please",
+    "pls": "please",
+    "bh": "bao gio",
+    "bjo": "bay gio",
+    "bgio": "bay gio",
+    "tks": "thanks",
+    "thank": "thanks",
+    "thx": "thanks",
+    "ty": "thanks",
+}
+_TOKEN_RE: Final = re.compile(r"[0-9a-zđ]+|[^\s0-9a-zđ]")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    original: str
+    lower: str  # normalised, diacritics kept
+    folded: str  # normalised, no diacritics, teencode expanded
+    length: int
+
+
+def _expand(folded: str) -> str:
+    out = []
+    for tok in _TOKEN_RE.findall(folded):
+        out.append(TEENCODE.get(tok, tok))
+    return " ".join(out)
+
+
+@lru_cache(maxsize=8192)
+def prepare(text: str) -> Prepared:
+    n = normalize(text[:5000])
+    return Prepared(original=text, lower=n.lower, folded=_expand(n.folded), length=len(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """A phrase that means something for triage.
+
+    ``pattern`` is a regular expression over the folded, teencode-expanded text (word
+    boundaries added). ``unless`` disarms the cue when it matches nearby (within ``window``
+    characters). ``label`` is a category, ``category/subcategory`` or ``urgency:<level>``.
+    """
+
+    name: str
+    pattern: str
+    label: str
+    vi: str
+    unless: str | None = None
+    window: int = 40
+
+
+def _c(name: str, pattern: str, label: str, vi: str, unless: str | None = None) -> Cue:
+    return Cue(name, pattern, label, vi, unless)
+
+
+CUES: Final[tuple[Cue, ...]] = (
+    # --- urgency ---------------------------------------------------------------------------
+    _c(
+        "now",
+        r"dang(?= (co|bi|danh|dam|chem|cuop|dua|chay|tu tap|hut|choi|no|keo|de|cho))|ngay bay gio|"
+        r"ngay luc nay|right now|happening now|hien dang|van dang",
+        "urgency:emergency",
+        "đang diễn ra",
+    ),
+    _c(
+        "help",
+        r"cuu (voi|toi|em|me|con|chung|nguoi)|cuu|help|sos|khan cap|gap gap|nhanh len|"
+        r"den ngay|toi ngay|len ngay",
+        "urgency:emergency",
+        "kêu cứu, khẩn cấp",
+        unless=r"cuu ho giao thong|cap cuu o dau|cuu tro",
+    ),
+    _c(
+        "blood",
+        r"mau (chay|me|nhieu|lenh lang)|chay mau|bat tinh|nguoi chet|tu vong|bi dam|"
+        r"bi chem|nguy kich|ngat xiu|khong tho|unconscious|bleeding",
+        "urgency:emergency",
+        "có người bị thương nặng",
+    ),
+    _c(
+        "weapon_drawn",
+        r"(cam|vung|rut|mang|co) (dao|ma tau|kiem|sung|dui|tuyp|gay|rua|bua)|"
+        r"knife|gun",
+        "urgency:emergency",
+        "có hung khí",
+    ),
+    _c(
+        "fire_flood",
+        r"chay nha|dam chay|hoa hoan|chay rung|lua boc|ngap|lu (len|quet|ong)|"
+        r"sat lo|duoi nuoc|no binh gas|xi gas|fire|flood|landslide|song cuon",
+        "urgency:emergency",
+        "thiên tai, hỏa hoạn (gọi 114)",
+        unless=r"phong chay|chua chay|binh chua chay",
+    ),
+    _c(
+        "child_danger",
+        r"(be|chau|con|em be|tre) .{0,20}(bi bat|mat tich|bi dua di|bi nhot|"
+        r"bi xam hai|bi danh)",
+        "urgency:emergency",
+        "trẻ em gặp nguy hiểm",
+    ),
+    _c(
+        "tonight",
+        r"toi nay|dem nay|chieu nay|sang nay|hom nay|moi xay ra|vua (xay ra|moi)|"
+        r"vua bi|luc nay|tonight|just now",
+        "urgency:high",
+        "vừa xảy ra, sắp xảy ra",
+    ),
+    _c(
+        "repeat",
+        r"(dem|toi|ngay) nao cung|thuong xuyen|lien tuc|moi toi|moi dem|nhieu lan",
+        "urgency:high",
+        "lặp lại thường xuyên",
+    ),
+    _c(
+        "question",
+        r"cho (em|toi|minh|chau|con) hoi|xin hoi|hoi (thu|chut|giup)|lam sao de|"
+        r"o dau|bao lau|mat bao lau|can (giay to|nhung gi|mang)|thu tuc|duoc khong|the nao|"
+        r"nhu the nao|how (do|can|long)|where (do|can)",
+        "urgency:low",
+        "câu hỏi",
+    ),
+    # --- crime -----------------------------------------------------------------------------
+    _c(
+        "theft",
+        r"trom|an trom|bi mat (xe|dien thoai|tien|vi|tui)|moc tui|cay cua|be khoa|"
+        r"khoan (trom)|mat cap|stolen|steal",
+        "crime/theft",
+        "trộm cắp",
+        unless=r"chong trom|khoa chong",
+    ),
+    _c(
+        "robbery",
+        r"cuop|giat (tui|day chuyen|dien thoai|vi)|cuop giat|tuoc|robbed|snatch",
+        "crime/robbery_snatching",
+        "cướp, cướp giật",
+    ),
+    _c(
+        "fraud_online",
+        r"lua dao|chiem doat|chuyen khoan|link la|ma otp|otp|gia danh|"
+        r"dau tu (tien ao|sinh loi)|viec nhe luong cao|nap tien|scam|app vay|hack (tai khoan|nick)|"
+        r"bi hack|zalo gia|facebook gia|sim rac",
+        "crime/fraud_online",
+        "lừa đảo",
+    ),
+    _c(
+        "fraud", r"lua (dao|tien|dat)|gia mao|hang gia|quyt|bung ho|vo ho", "crime/fraud", "lừa đảo"
+    ),
+    _c(
+        "assault",
+        r"danh (nguoi|dap|dap)|bi danh|danh trong thuong|chem|dam (nguoi|bi thuong)|"
+        r"bao hanh|danh vo|danh con|hanh hung|assault|beat",
+        "crime/assault",
+        "đánh người, gây thương tích",
+    ),
+    _c(
+        "homicide",
+        r"giet (nguoi|chet)|an mang|tu vong bat thuong|xac (chet|nguoi)|thi the|"
+        r"murder|dead body",
+        "crime/homicide",
+        "án mạng",
+    ),
+    _c(
+        "weapons",
+        r"sung|dan (that|ghem)|luu dan|thuoc no|vat lieu no|kip no|ma tau|phong lon|"
+        r"vu khi|cong cu ho tro|weapon|gun",
+        "crime/weapons",
+        "vũ khí, vật liệu nổ",
+        unless=r"sung (cao|phong len)|dan (hoa|ghi ta)",
+    ),
+    _c(
+        "drug_trafficking",
+        r"(ban|mua ban|van chuyen|tang tru|giao|cat) .{0,15}"
+        r"(ma tuy|hang trang|heroin|thuoc lac|ke|da|co|keo|bong cuoi|tep|chi|hang)|"
+        r"duong day ma tuy|diem ban ma tuy|dealer|drug dealing",
+        "crime/drug_trafficking",
+        "mua bán ma túy",
+        unless=r"ban (da|nuoc da|co cho bo|keo (ngot|mut|dua))|hang (hoa|quan ao|gia|tap hoa)",
+    ),
+    _c(
+        "loan_shark",
+        r"tin dung den|vay nong|cho vay (nang lai|lai cao|lai)|lai ngay|"
+        r"doi no (thue|kieu)|tat son|nem (mam tom|chat ban)|boc bat ho|bat ho|app vay",
+        "crime/loan_shark",
+        "tín dụng đen",
+    ),
+    _c(
+        "extortion",
+        r"tong tien|bao ke|doi tien (neu khong|khong thi)|de doa (tung|phat tan)|"
+        r"clip nhay cam|thu tien bao ke|extort|blackmail",
+        "crime/extortion",
+        "cưỡng đoạt, tống tiền",
+    ),
+    _c(
+        "property_damage",
+        r"dap pha|dap (kinh|xe|cua)|dot (xe|nha|ray)|pha hoai|tat son|"
+        r"chat (pha|ca phe|cay)|vandal",
+        "crime/property_damage",
+        "hủy hoại tài sản",
+    ),
+    _c(
+        "trafficking",
+        r"ban (nguoi|qua bien gioi|sang trung quoc)|mua ban nguoi|lua (sang|ra) "
+        r"(campuchia|nuoc ngoai)|ban em be|ban tre so sinh|trafficking",
+        "crime/trafficking_persons",
+        "mua bán người",
+    ),
+    _c(
+        "child_abuse",
+        r"xam hai|dam o|hiep dam|sam so|lam nhuc (be|tre)|bao hanh (tre|be|con)|"
+        r"danh (con|be|tre)|abuse",
+        "crime/child_abuse",
+        "xâm hại trẻ em",
+    ),
+    # --- social evils ------------------------------------------------------------------------
+    _c(
+        "drug_use",
+        r"ma tuy|chich|choi (da|ke|keo|ma tuy)|hut (da|co|bong|ma tuy|can sa)|"
+        r"bay lac|bay (ke|keo)|bong cuoi|can sa|thuoc lac|heroin|nghien|ong hut|giay bac|"
+        r"dap da|tu tap (hut|choi)|drug|weed|meth",
+        "social_evils/drug_use",
+        "ma túy, sử dụng",
+        unless=r"nuoc da|da (banh|bong|ga|lat)|cat co|co (dai|xanh|may|cho bo)|may bay|bay (ra|vao|"
+        r"sang|qua|tu|di|ve)|chuyen bay|hut (thuoc la|bui|nuoc)",
+    ),
+    _c(
+        "gambling",
+        r"danh bac|co bac|song bac|lo de|so de|ca do|xoc dia|bai cao|danh bai|"
+        r"da ga|tai xiu|ban ca an tien|gambl|bet(ting)?",
+        "social_evils/gambling",
+        "cờ bạc",
+        unless=r"ga (ran|nuong)",
+    ),
+    _c(
+        "prostitution",
+        r"mai dam|gai goi|ban dam|mua dam|kich duc|massage (kich duc|trai phep)|"
+        r"tiep vien om|chan dat|dich vu (nguoi lon|tinh duc)|gai bao|prostitut",
+        "social_evils/prostitution",
+        "mại dâm",
+    ),
+    # --- traffic -----------------------------------------------------------------------------
+    _c(
+        "accident",
+        r"tai nan|va cham|dam (xe|vao|nhau)|tong (xe|vao|nhau)|lat xe|xe (lat|lao)|"
+        r"bi xe (can|tong|dam)|can nguoi|crash|accident",
+        "traffic/accident",
+        "tai nạn giao thông",
+    ),
+    _c(
+        "racing",
+        r"dua xe|boc dau|lang lach|danh vong|nan po|chay (lang lach|toc do cao)|"
+        r"quai xe|street rac",
+        "traffic/street_racing",
+        "đua xe, lạng lách",
+        unless=r"dua (thuyen|ghe|bo cau|chim|ngua|bo)",
+    ),
+    _c(
+        "drunk",
+        r"say (ruou|xin)|nong do con|uong ruou (roi|xong) (lai|chay)|xin lai xe|"
+        r"ruou bia .{0,10}lai|drunk",
+        "traffic/drunk_driving",
+        "say rượu lái xe",
+    ),
+    _c(
+        "overload",
+        r"qua tai|cho qua|co noi thung|vuot (tai|thanh thung)|xe (ben|tai) .{0,20}"
+        r"(qua tai|roi vai|cho day)|overload",
+        "traffic/overload",
+        "xe quá tải",
+    ),
+    _c(
+        "obstruction",
+        r"lan chiem (long duong|duong)|chan duong|rao duong|dung (giua|chan) duong|"
+        r"lam cong .{0,10}(duong|ngo)|hop cho .{0,10}duong|obstruct",
+        "traffic/obstruction",
+        "cản trở giao thông",
+    ),
+    _c(
+        "road_hazard",
+        r"o ga|den (giao thong|tin hieu) (hu|hong|tat)|cot dien (do|nghieng)|"
+        r"cay (do|nga) .{0,10}duong|dinh (tac|rai)|sat lo .{0,10}duong|duong (sut|lun|hu|tron)|"
+        r"khong co (den|bien bao)|pothole",
+        "traffic/road_hazard",
+        "nguy hiểm trên đường",
+    ),
+    _c(
+        "parking",
+        r"dau xe|do xe|lan chiem via he|chiem (het )?via he|dau (o to|oto) .{0,10}"
+        r"(via he|long duong)|parking",
+        "traffic/parking",
+        "đỗ xe, lấn chiếm vỉa hè",
+    ),
+    _c(
+        "jam",
+        r"ket xe|tac (duong|nghen|xe)|un tac|dung (im|yen) .{0,10}(xe|duong)|traffic jam",
+        "traffic/jam",
+        "ùn tắc",
+    ),
+    # --- public order ------------------------------------------------------------------------
+    _c(
+        "fight",
+        r"danh nhau|hon chien|dam nhau|an thua|xo xat|cau (bang|nhau)|tu tap .{0,20}"
+        r"(gay gua|danh)|fight",
+        "public_order/fight",
+        "đánh nhau, gây rối",
+    ),
+    _c(
+        "noise",
+        r"hat karaoke|karaoke .{0,20}(khuya|dem|on)|gay on|on ao|mo loa|loa keo|"
+        r"am thanh lon|noise|loud music",
+        "public_order/noise",
+        "gây ồn",
+    ),
+    _c(
+        "dispute",
+        r"tranh chap|lan ranh|lan dat|cai nhau|mau thuan|hang xom .{0,20}"
+        r"(chui|cai|lan)|dispute",
+        "public_order/dispute",
+        "tranh chấp, mâu thuẫn",
+    ),
+    _c(
+        "suspicious",
+        r"nghi (van|ngo|la)|kha nghi|dang nghi|la mat|nguoi la|xe la|lang vang|"
+        r"rinh rap|theo doi nha|suspicious",
+        "public_order/suspicious",
+        "đối tượng khả nghi",
+    ),
+    _c(
+        "lost_found",
+        r"nhat duoc|roi (mat|vi|dien thoai)|danh roi|that lac|di lac|lac (duong|mat)|"
+        r"found (a|an)|lost (my|a)",
+        "public_order/lost_found",
+        "mất, nhặt được đồ",
+    ),
+    # --- admin -------------------------------------------------------------------------------
+    _c(
+        "residence",
+        r"(dang ky|nhap|cat|chuyen) (thuong tru|tam tru|ho khau)|thuong tru|tam tru|"
+        r"tam vang|khai bao luu tru|luu tru (cho khach|homestay)|so ho khau|xac nhan cu tru|"
+        r"ct07|ct08|residence",
+        "admin/residence",
+        "cư trú",
+    ),
+    _c(
+        "id_card",
+        r"can cuoc|cccd|chung minh nhan dan|cmnd|lam the can cuoc|cap doi|cap lai the|"
+        r"id card",
+        "admin/id_card",
+        "căn cước",
+    ),
+    _c(
+        "vneid",
+        r"vneid|dinh danh (dien tu|muc 2|muc do 2)|tai khoan dinh danh|muc 2",
+        "admin/vneid",
+        "VNeID, định danh điện tử",
+    ),
+    _c(
+        "vehicle_reg",
+        r"dang ky xe|sang ten|bien so|cavet|ca vet|giay dang ky xe|rut ho so xe|"
+        r"bien dinh danh|doi bien|dau gia bien",
+        "admin/vehicle_registration",
+        "đăng ký xe",
+    ),
+    _c("passport", r"ho chieu|passport|xuat canh|thi thuc", "admin/passport", "hộ chiếu"),
+    _c(
+        "criminal_record",
+        r"ly lich tu phap|phieu ly lich|lltp",
+        "admin/criminal_record",
+        "lý lịch tư pháp",
+    ),
+    _c(
+        "lost_docs",
+        r"(mat|roi|danh roi|that lac) .{0,15}(giay to|can cuoc|cccd|bang lai|"
+        r"giay phep lai xe|cavet|ho chieu|vi co)",
+        "admin/lost_documents",
+        "mất giấy tờ",
+    ),
+    _c(
+        "how_to_report",
+        r"(bao|to giac|phan anh|trinh bao) .{0,20}(the nao|o dau|nhu the nao|"
+        r"can gi)|muon to giac|bi lo danh tinh|co bi tra thu|giu bi mat",
+        "admin/how_to_report",
+        "hỏi cách báo tin",
+    ),
+    # --- other -------------------------------------------------------------------------------
+    _c(
+        "greeting",
+        r"^(xin chao|chao|alo|hello|hi|test|a lo)\b|chao (anh|chi|cac|ban|cong an)",
+        "other/greeting",
+        "chào hỏi",
+    ),
+    _c("thanks", r"cam on|thanks|thank you|biet on|da nhan duoc", "other/thanks", "cảm ơn"),
+    _c(
+        "spam",
+        r"freeship|inbox|gia chi|giam gia|khuyen mai|sale|order|ship cod|lien he "
+        r"(ngay|zalo)|click|dang ky ngay|uu dai",
+        "other/spam",
+        "quảng cáo",
+    ),
+)
+
+
+def _close_paren(text: str) -> int:
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return i
+    return -1
+
+
+def _split_top(pattern: str) -> list[str]:
+    """The top-level alternatives of a regular expression."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(pattern):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+    parts.append(pattern[start:])
+    return parts
+
+
+def _first_literals(pattern: str) -> list[str] | None:
+    """The literal start of every alternative (a match begins with one of them), or None
+    when an alternative does not begin with a literal we can read."""
+    literals: list[str] = []
+    for alternative in _split_top(pattern):
+        alt = alternative.lstrip("^")
+        if alt.startswith("("):
+            close = _close_paren(alt)
+            inner = alt[1:close]
+            if close < 0 or inner.startswith("?") or alt[close + 1 : close + 2] in ("?", "*"):
+                return None
+            sub = _first_literals(inner)
+            if sub is None:
+                return None
+            literals.extend(sub)
+            continue
+        m = re.match(r"[a-z0-9]+", alt)
+        if m is None:
+            return None
+        literal = m.group(0)
+        if alt[m.end() : m.end() + 1] in ("?", "*", "{"):
+            literal = literal[:-1]
+        if not literal:
+            return None
+        literals.append(literal)
+    return literals
+
+
+_REGEXES: Final = [re.compile(rf"(?<![a-z0-9])(?:{c.pattern})(?![a-z0-9])") for c in CUES]
+_UNLESS: Final = [re.compile(c.unless) if c.unless else None for c in CUES]
+_ALWAYS: Final[list[int]] = []
+_BY_PREFIX: Final[dict[str, list[tuple[int, str]]]] = {}
+for _i, _cue in enumerate(CUES):
+    _lits = _first_literals(_cue.pattern)
+    if _lits is None:
+        _ALWAYS.append(_i)
+    else:
+        for _lit in _lits:
+            _BY_PREFIX.setdefault(_lit[:2], []).append((_i, _lit))
+
+
+_AT: Final = [re.compile(rf"(?:{c.pattern})(?![a-z0-9])") for c in CUES]
+_WORD_RE: Final = re.compile(r"[^ ]+")
+
+
+def match_cues(prepared: Prepared) -> list[tuple[Cue, str]]:
+    """Cues found in the text, with the matched words, traps excluded.
+
+    Only the cues whose pattern can begin with a word of the text are tried, and only at
+    that word (an index from two-letter prefixes to literal starts), so a message costs a
+    few dozen anchored matches instead of a scan per cue."""
+    text = prepared.folded
+    found: dict[int, tuple[Cue, str]] = {}
+    for w in _WORD_RE.finditer(text):
+        word, pos = w.group(0), w.start()
+        for key in (word[:2], word[:1]):
+            for index, literal in _BY_PREFIX.get(key, ()):
+                if index in found or not word.startswith(literal):
+                    continue
+                m = _AT[index].match(text, pos)
+                if m is None:
+                    continue
+                cue = CUES[index]
+                unless = _UNLESS[index]
+                if unless is not None and unless.search(
+                    text, max(0, m.start() - cue.window), m.end() + cue.window
+                ):
+                    continue
+                found[index] = (cue, m.group(0))
+    for index in _ALWAYS:  # cues without a literal start: scan
+        m = _REGEXES[index].search(text)
+        if m is not None:
+            found.setdefault(index, (CUES[index], m.group(0)))
+    return [found[i] for i in sorted(found)]

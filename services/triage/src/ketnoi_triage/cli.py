@@ -1,0 +1,74 @@
+"""``ketnoi triage`` and ``ketnoi units``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+__all__ = ["triage", "units"]
+
+BATCH = 1000
+
+
+@click.group()
+def triage() -> None:
+    """Triage of citizens' messages."""
+
+
+def _inputs(stream: Any) -> Iterator[tuple[Any, str]]:
+    for number, raw in enumerate(stream, start=1):
+        line = raw.rstrip("\n")
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                obj = None
+            if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+                yield obj.get("id", number), obj["text"]
+                continue
+        yield number, line
+
+
+@triage.command()
+@click.option(
+    "--province",
+    default="Lâm Đồng",
+    show_default=True,
+    help="Province of the OA (name or official code).",
+)
+def classify(province: str) -> None:
+    """Classify JSON lines {"id", "text"} (or plain text lines) from stdin; one JSON line out
+    per input with category, subcategory, urgency, confidence, location, explanation."""
+    from ketnoi_shared.settings import CommonSettings, load_settings  # noqa: PLC0415
+
+    from .engine import Triage  # noqa: PLC0415
+
+    settings = load_settings(CommonSettings)
+    engine = Triage.load(province=province, cache_dir=settings.data_dir / "cache")
+    out = sys.stdout
+    batch: list[tuple[Any, str]] = []
+
+    def flush() -> None:
+        results = engine.classify_many([t for _, t in batch])
+        for (id_, _), result in zip(batch, results, strict=True):
+            out.write(json.dumps(result.as_json(id_), ensure_ascii=False) + "\n")
+        out.flush()
+        batch.clear()
+
+    for item in _inputs(sys.stdin):
+        batch.append(item)
+        if len(batch) >= BATCH:
+            flush()
+    if batch:
+        flush()
+
+
+@click.group()
+def units() -> None:
+    """The police unit directory."""

@@ -1,0 +1,99 @@
+"""Classification plus location: what ``ketnoi triage classify`` prints and what the triage
+consumer decides from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .classify import TriageModel
+
+__all__ = ["Triage", "TriageResult"]
+
+DEFAULT_PROVINCE = "Lâm Đồng"
+
+
+@dataclass(frozen=True, slots=True)
+class TriageResult:
+    category: str
+    subcategory: str
+    urgency: str
+    confidence: float
+    explanation: str
+    location: dict[str, Any] | None
+    outside_province: bool
+    cues: tuple[str, ...]
+
+    def as_json(self, id_: Any) -> dict[str, Any]:
+        return {
+            "id": id_,
+            "category": self.category,
+            "subcategory": self.subcategory,
+            "urgency": self.urgency,
+            "confidence": self.confidence,
+            "location": self.location,
+            "outside_province": self.outside_province,
+            "explanation": self.explanation,
+        }
+
+
+@dataclass
+class Triage:
+    model: TriageModel
+    gazetteer: Any | None
+    province_code: str | None
+
+    @classmethod
+    def load(cls, *, province: str = DEFAULT_PROVINCE, cache_dir: Path | None = None) -> Triage:
+        model = TriageModel.default(cache_dir)
+        gazetteer = None
+        code = None
+        try:
+            from .geo import Gazetteer  # noqa: PLC0415 - optional until the data is built
+
+            gazetteer = Gazetteer.load()
+            code = province if province.isdigit() else gazetteer.province_code_for_name(province)
+        except ImportError:
+            gazetteer = None
+        return cls(model=model, gazetteer=gazetteer, province_code=code)
+
+    def classify_many(self, texts: Sequence[str]) -> list[TriageResult]:
+        predictions = self.model.predict_many(texts)
+        results = []
+        for text, p in zip(texts, predictions, strict=True):
+            location, outside, where = self._locate(text)
+            explanation = p.explanation + (f" Địa điểm: {where}." if where else "")
+            results.append(
+                TriageResult(
+                    category=p.category,
+                    subcategory=p.subcategory,
+                    urgency=p.urgency,
+                    confidence=p.confidence,
+                    explanation=explanation,
+                    location=location,
+                    outside_province=outside,
+                    cues=p.cues,
+                )
+            )
+        return results
+
+    def _locate(self, text: str) -> tuple[dict[str, Any] | None, bool, str | None]:
+        if self.gazetteer is None or self.province_code is None:
+            return None, False, None
+        match = self.gazetteer.resolve_text(text, province_code=self.province_code)
+        if match is None:
+            return None, False, None
+        if match.outside_province:
+            return None, True, f"{match.ward_name}, {match.province_name} (ngoài tỉnh)"
+        where = match.ward_name + (f" (tên cũ: {match.old_name})" if match.old_name else "")
+        return (
+            {
+                "ward_code": match.ward_code,
+                "ward_name": match.ward_name,
+                "province_code": match.province_code,
+            },
+            False,
+            where,
+        )
