@@ -69,6 +69,35 @@ def classify(province: str) -> None:
         flush()
 
 
+@triage.command("eval")
+@click.option("--write", "write_to", type=click.Path(dir_okay=False), default=None,
+              help="Also write the report between the markers of this Markdown file.")
+@click.option("--examples", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="An extra labelled JSONL set to report on (e.g. ../shared/triage/examples.jsonl).")
+def eval_(write_to: str | None, examples: str | None) -> None:
+    """Quality on the held-out split of the corpus (and optional extra sets)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from .classify import load_corpus  # noqa: PLC0415
+    from .engine import Triage  # noqa: PLC0415
+    from .evaluate import evaluate  # noqa: PLC0415
+
+    engine = Triage.load()
+    reports = [evaluate(engine, load_corpus(split="test"), name="Held-out split of the corpus")]
+    if examples:
+        rows = [json.loads(line) for line in Path(examples).read_text().splitlines() if line]
+        reports.append(evaluate(engine, rows, name=f"Extra set: {Path(examples).name}"))
+    text = "\n".join(r.markdown() for r in reports)
+    click.echo(text)
+    if write_to:
+        path = Path(write_to)
+        doc = path.read_text()
+        start, end = "<!-- eval:start -->\n", "<!-- eval:end -->"
+        head, _, rest = doc.partition(start)
+        _, _, tail = rest.partition(end)
+        path.write_text(head + start + text + end + tail)
+
+
 @click.group()
 def units() -> None:
     """The police unit directory."""
