@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request, Response
-from ketnoi_shared.service import tune_gc
 from starlette.routing import Route
+
+from ketnoi_shared.service import tune_gc
 
 
 def ceiling() -> FastAPI:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaProducer
+
 from ketnoi_ingest.zalo_tools import sign_body
 from ketnoi_shared.contracts import TopicSpec, all_topics
 from ketnoi_shared.db import apply_migrations

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
 from ketnoi_shared.contracts import all_topics
 from ketnoi_shared.db import apply_migrations
 from ketnoi_shared.identity import IdentityProtector, generate_pseudonym_key, generate_seal_key

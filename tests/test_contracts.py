@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from ketnoi_shared.asyncapi import build_asyncapi
 from ketnoi_shared.contracts import (
     TOPICS,
@@ -19,7 +21,6 @@ from ketnoi_shared.contracts import (
 from ketnoi_shared.doctables import update_readme
 from ketnoi_shared.identity import IdentityProtector
 from ketnoi_shared.messaging import envelope_headers
-from pydantic import ValidationError
 
 EXPECTED = {
     "zalo.events.v1",

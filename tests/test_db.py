@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+
 from ketnoi_shared.contracts import NEWS_ITEMS, NewsItem
 from ketnoi_shared.db import OutboxRelay, apply_migrations, claim, enqueue
 

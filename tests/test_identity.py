@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ketnoi_shared.identity import (
     IdentityProtector,
     MissingKeyError,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from ketnoi_ingest.app import build_ingest, create_app
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent, all_topics
 from ketnoi_shared.messaging import ensure_topics

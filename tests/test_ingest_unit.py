@@ -7,6 +7,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+
 from ketnoi_ingest.normalize import BadShapeError, normalize, read_envelope
 from ketnoi_ingest.signature import compute_signature, signature_matches
 from ketnoi_shared.contracts import EventKind

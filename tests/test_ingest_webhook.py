@@ -17,6 +17,7 @@ import httpx
 import pytest
 import structlog
 from aiokafka import AIOKafkaProducer
+
 from ketnoi_ingest.app import Ingest, build_ingest, create_app
 from ketnoi_ingest.settings import IngestSettings
 from ketnoi_ingest.signature import compute_signature

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import structlog
+
 from ketnoi_shared.logging import bind_context, configure_logging, scrub_text
 
 CANARY_ID = "8123456789012345678"

@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
+
 from ketnoi_shared.contracts import NEWS_ITEMS, NewsItem, TopicSpec
 from ketnoi_shared.messaging import (
     CONSUMER_ACK_POLICY,

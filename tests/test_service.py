@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from ketnoi_shared.contracts import NewsItem, TopicSpec
 from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker, publish
 from ketnoi_shared.service import consumer_app

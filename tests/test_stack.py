@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 from ketnoi_stack.embedded import free_port
 
 pytestmark = pytest.mark.integration

@@ -12,6 +12,7 @@ import pytest
 
 from ketnoi_triage.classify import TriageModel
 from ketnoi_triage.classify.features import match_cues, prepare
+from ketnoi_triage.classify.taxonomy import SUBCATEGORIES
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,11 @@ def test_diacritics_nfd_and_zero_width_give_the_same_decision(model: TriageModel
     ("text", "category", "urgency"),
     [
         ("CƯỚP GIẬT!!! cứu", "crime", "emergency"),
-        ("có đám đang chích hút trong nhà hoang cuối hẻm 5, tối nào cũng tụ tập", "social_evils",
-         None),
+        (
+            "có đám đang chích hút trong nhà hoang cuối hẻm 5, tối nào cũng tụ tập",
+            "social_evils",
+            None,
+        ),
         ("cho em hỏi làm căn cước cho bé 10 tuổi cần giấy tờ gì ạ", "admin", "low"),
         ("cảm ơn các anh nhiều ạ 🙏", "other", "low"),
         ("xe tải chở quá tải làm hỏng đường liên thôn", "traffic", None),
@@ -81,10 +85,17 @@ def test_typical_messages(model: TriageModel, text: str, category: str, urgency:
 
 
 def test_subcategory_belongs_to_the_category(model: TriageModel):
-    from ketnoi_triage.classify.taxonomy import SUBCATEGORIES
-
-    texts = ["trộm xe máy", "đánh bài ăn tiền", "tai nạn ở đèo", "cãi nhau với hàng xóm",
-             "làm hộ chiếu", "alo", "", "😭😭😭", "a" * 50]
+    texts = [
+        "trộm xe máy",
+        "đánh bài ăn tiền",
+        "tai nạn ở đèo",
+        "cãi nhau với hàng xóm",
+        "làm hộ chiếu",
+        "alo",
+        "",
+        "😭😭😭",
+        "a" * 50,
+    ]
     for p in model.predict_many(texts):
         assert p.subcategory in SUBCATEGORIES[p.category]
 
@@ -99,19 +110,33 @@ def test_a_20000_character_message_in_bounded_time(model: TriageModel):
 
 
 def test_classify_command_reads_json_and_plain_lines():
-    lines = "\n".join([
-        json.dumps({"id": "a1", "text": "có người cướp giật điện thoại ở chợ"}),
-        "cho hoi lam cccd o dau",
-        json.dumps({"id": 7, "text": "xin chào"}),
-    ])
-    out = subprocess.run(  # noqa: S603
+    lines = "\n".join(
+        [
+            json.dumps({"id": "a1", "text": "có người cướp giật điện thoại ở chợ"}),
+            "cho hoi lam cccd o dau",
+            json.dumps({"id": 7, "text": "xin chào"}),
+        ]
+    )
+    out = subprocess.run(
         [sys.executable, "-m", "ketnoi_shared", "triage", "classify"],
-        input=lines, capture_output=True, text=True, check=True, timeout=120,
+        input=lines,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["id"] for r in rows] == ["a1", 2, 7]
-    keys = {"id", "category", "subcategory", "urgency", "confidence", "location",
-            "outside_province", "explanation"}
+    keys = {
+        "id",
+        "category",
+        "subcategory",
+        "urgency",
+        "confidence",
+        "location",
+        "outside_province",
+        "explanation",
+    }
     assert all(keys <= set(r) for r in rows)
     assert rows[0]["category"] == "crime"
     assert rows[1]["category"] == "admin"

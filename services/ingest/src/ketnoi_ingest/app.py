@@ -35,12 +35,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
+
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
 from ketnoi_shared.db import OutboxRelay, create_pool
 from ketnoi_shared.identity import IdentityProtector
 from ketnoi_shared.messaging import make_producer, send
 from ketnoi_shared.service import ReadinessChecks, add_probes, db_probe, tcp_probe
-from starlette.routing import Route
 
 from .batcher import DurableBatcher
 from .metrics import ACCEPTED, ACK_LATENCY, DROPPED, RECEIVED, REJECTED

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
+
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
 from ketnoi_shared.db import enqueue
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from ketnoi_shared.settings import load_settings
 
 __all__ = ["SERVICE", "ingest", "zalo"]

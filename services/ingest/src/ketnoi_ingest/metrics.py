@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from ketnoi_shared.metrics import REGISTRY
 from prometheus_client import Counter, Histogram
+
+from ketnoi_shared.metrics import REGISTRY
 
 __all__ = [
     "ACCEPTED",

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 import httpx
+
 from ketnoi_shared.contracts import all_topics
 from ketnoi_shared.db import apply_migrations
 from ketnoi_shared.logging import configure_logging

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ketnoi_shared.settings import CommonSettings
 from pydantic import Field
+
+from ketnoi_shared.settings import CommonSettings
 
 __all__ = ["StackSettings"]
 

@@ -70,10 +70,19 @@ def classify(province: str) -> None:
 
 
 @triage.command("eval")
-@click.option("--write", "write_to", type=click.Path(dir_okay=False), default=None,
-              help="Also write the report between the markers of this Markdown file.")
-@click.option("--examples", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="An extra labelled JSONL set to report on (e.g. ../shared/triage/examples.jsonl).")
+@click.option(
+    "--write",
+    "write_to",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the report between the markers of this Markdown file.",
+)
+@click.option(
+    "--examples",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="An extra labelled JSONL set to report on, e.g. the shared examples.",
+)
 def eval_(write_to: str | None, examples: str | None) -> None:
     """Quality on the held-out split of the corpus (and optional extra sets)."""
     from pathlib import Path  # noqa: PLC0415

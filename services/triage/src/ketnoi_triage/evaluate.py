@@ -85,10 +85,16 @@ def evaluate(engine: Triage, rows: Sequence[dict[str, Any]], *, name: str) -> Re
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class[c] = (precision, recall, f1, tp + fn)
     present = [c for c in CATEGORIES if per_class[c][3]]
-    emergencies = [x.urgency == "emergency" for x, r in zip(results, rows, strict=True)
-                   if r["urgency"] == "emergency"]
-    flagged = [r["urgency"] == "emergency" for x, r in zip(results, rows, strict=True)
-               if x.urgency == "emergency"]
+    emergencies = [
+        x.urgency == "emergency"
+        for x, r in zip(results, rows, strict=True)
+        if r["urgency"] == "emergency"
+    ]
+    flagged = [
+        r["urgency"] == "emergency"
+        for x, r in zip(results, rows, strict=True)
+        if x.urgency == "emergency"
+    ]
     with_location = [(r, x) for r, x in zip(rows, results, strict=True) if "location_ward" in r]
     located = engine.gazetteer is not None and bool(with_location)
     return Report(
@@ -98,13 +104,18 @@ def evaluate(engine: Triage, rows: Sequence[dict[str, Any]], *, name: str) -> Re
         macro_f1=sum(per_class[c][2] for c in present) / len(present),
         subcategory_accuracy=sum(
             x.category == r["category"] and x.subcategory == r["subcategory"]
-            for x, r in zip(results, rows, strict=True)) / len(rows),
-        urgency_accuracy=sum(x.urgency == r["urgency"]
-                             for x, r in zip(results, rows, strict=True)) / len(rows),
+            for x, r in zip(results, rows, strict=True)
+        )
+        / len(rows),
+        urgency_accuracy=sum(x.urgency == r["urgency"] for x, r in zip(results, rows, strict=True))
+        / len(rows),
         emergency_recall=sum(emergencies) / len(emergencies) if emergencies else 1.0,
         emergency_precision=sum(flagged) / len(flagged) if flagged else 1.0,
-        location_accuracy=(sum(_location_correct(r, x) for r, x in with_location)
-                           / len(with_location)) if located else None,
+        location_accuracy=(
+            sum(_location_correct(r, x) for r, x in with_location) / len(with_location)
+        )
+        if located
+        else None,
         location_n=len(with_location),
         confusion=dict(confusion),
     )

@@ -302,9 +302,7 @@ class _Legacy:
             district[7] = _representative(district, wards_of[idx], new_prov, units, by_short)
 
 
-def _new_units_of(
-    key: str, new_prov: str, conv: Any, current: _Current
-) -> tuple[str, list[str]]:
+def _new_units_of(key: str, new_prov: str, conv: Any, current: _Current) -> tuple[str, list[str]]:
     """Official code of the current unit an old ward went to, and of the other units that
     received part of it (old wards split between several new ones)."""
     new_prov_key = next(k for k, v in current.province_by_key.items() if v == new_prov)
