@@ -84,6 +84,11 @@ async def _up(  # noqa: PLR0912, PLR0915 - the start-up sequence reads best in o
             bootstrap = broker.bootstrap
         created = await ensure_topics(bootstrap, all_topics())
         applied = await asyncio.to_thread(apply_migrations, database_url)
+        loaded = [
+            msg
+            for ep in sorted(entry_points(group="ketnoi.bootstrap"), key=lambda e: e.name)
+            if (msg := await ep.load()(database_url))
+        ]
 
         env = dict(os.environ)
         env.update(
@@ -135,7 +140,12 @@ async def _up(  # noqa: PLR0912, PLR0915 - the start-up sequence reads best in o
         state_path = data_dir / "endpoints.json"
         state_path.write_text(json.dumps(state, indent=2) + "\n")
         _print_banner(
-            state, generated=generated, created=created, applied=applied, state_path=state_path
+            state,
+            generated=generated,
+            created=created,
+            applied=applied,
+            loaded=loaded,
+            state_path=state_path,
         )
         if not all(ready.values()):
             click.echo("some services are not ready; see their logs above", err=True)
@@ -163,6 +173,7 @@ def _print_banner(
     generated: list[str],
     created: list[str],
     applied: list[str],
+    loaded: list[str],
     state_path: Path,
 ) -> None:
     echo = click.echo
@@ -174,6 +185,8 @@ def _print_banner(
     echo(f"  PostgreSQL {state['database_url']}  ({kind}; {len(applied)} migration(s) applied)")
     if generated:
         echo(f"  generated local secrets: {', '.join(generated)}")
+    for line in loaded:
+        echo(f"  {line}")
     for name, svc in state["services"].items():
         mark = "ready" if svc["ready"] else "NOT READY"
         echo(f"  {name:<10} {svc['url']:<28} {mark:<10} log: {svc['log']}")

@@ -9,14 +9,30 @@ from typing import Any
 
 import click
 
-__all__ = ["triage", "units"]
+__all__ = ["SERVICE", "triage", "units"]
+
+#: How the embedded stack runs this service.
+SERVICE = {"port": 8081, "argv": ["triage"]}
 
 BATCH = 1000
 
 
-@click.group()
-def triage() -> None:
-    """Triage of citizens' messages."""
+@click.group(invoke_without_command=True)
+@click.pass_context
+def triage(ctx: click.Context) -> None:
+    """Run the triage consumer; subcommands classify and evaluate messages."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ketnoi_shared.logging import configure_logging  # noqa: PLC0415
+    from ketnoi_shared.service import serve  # noqa: PLC0415
+    from ketnoi_shared.settings import load_settings  # noqa: PLC0415
+
+    from .app import create_app  # noqa: PLC0415
+    from .settings import TriageSettings  # noqa: PLC0415
+
+    settings = load_settings(TriageSettings)
+    configure_logging("triage", level=settings.log_level, fmt=settings.log_format)
+    serve(create_app(settings), settings)
 
 
 def _inputs(stream: Any) -> Iterator[tuple[Any, str]]:
@@ -110,3 +126,28 @@ def eval_(write_to: str | None, examples: str | None) -> None:
 @click.group()
 def units() -> None:
     """The police unit directory."""
+
+
+@units.command("load")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+def units_load(file: str | None) -> None:
+    """Load (upsert) the unit directory YAML into PostgreSQL (default: the packaged one)."""
+    import asyncio  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from ketnoi_shared.settings import load_settings  # noqa: PLC0415
+
+    from .bootstrap import load_units  # noqa: PLC0415
+    from .settings import TriageSettings  # noqa: PLC0415
+
+    settings = load_settings(TriageSettings)
+    if not settings.database_url:
+        raise click.UsageError("KETNOI_DATABASE_URL is not set")
+    count = asyncio.run(
+        load_units(
+            settings.database_url,
+            Path(file) if file else None,
+            overrides=settings.triage_units_overrides,
+        )
+    )
+    click.echo(f"loaded {count} unit(s)")

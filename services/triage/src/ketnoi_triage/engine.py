@@ -79,6 +79,27 @@ class Triage:
             )
         return results
 
+    def locate_point(self, lat: float, lon: float) -> tuple[dict[str, Any], bool] | None:
+        """(location, outside the province) for coordinates, or None when nowhere near."""
+        if self.gazetteer is None:
+            return None
+        match = self.gazetteer.resolve_point(lat, lon)
+        if match is None:
+            return None
+        outside = match.province_code != self.province_code
+        return (
+            {
+                "ward_code": match.ward_code,
+                "ward_name": match.ward_name,
+                "province_code": match.province_code,
+                "latitude": lat,
+                "longitude": lon,
+                "distance_km": match.distance_km,
+                "source": "attachment",
+            },
+            outside,
+        )
+
     def _locate(self, text: str) -> tuple[dict[str, Any] | None, bool, str | None]:
         if self.gazetteer is None or self.province_code is None:
             return None, False, None
@@ -93,6 +114,7 @@ class Triage:
                 "ward_code": match.ward_code,
                 "ward_name": match.ward_name,
                 "province_code": match.province_code,
+                "source": "text",
             },
             False,
             where,

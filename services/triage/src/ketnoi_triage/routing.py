@@ -1,0 +1,81 @@
+"""Routing of a case to the unit that owns it and the units that get an info-only copy,
+from a YAML rules file (:file:`rules/routing.yaml`), reloaded when the file changes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["Route", "RoutingRules", "default_rules_path"]
+
+
+def default_rules_path() -> Path:
+    return Path(__file__).resolve().parent / "rules" / "routing.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    owner_unit_id: str
+    info_unit_ids: tuple[str, ...]
+    lane: str
+    location_unknown: bool
+
+
+def _matches(when: dict[str, Any], facts: dict[str, str]) -> bool:
+    for key, expected in when.items():
+        allowed = expected if isinstance(expected, list) else [expected]
+        if facts.get(key) not in allowed:
+            return False
+    return True
+
+
+@dataclass
+class RoutingRules:
+    path: Path
+    _mtime: float = -1.0
+    _rules: dict[str, Any] = field(default_factory=dict)
+
+    def _current(self) -> dict[str, Any]:
+        mtime = os.stat(self.path).st_mtime
+        if mtime != self._mtime:
+            rules = yaml.safe_load(self.path.read_text())
+            if not isinstance(rules, dict) or "copies" not in rules:
+                raise ValueError(f"{self.path}: not a routing rules file")
+            self._rules, self._mtime = rules, mtime
+        return self._rules
+
+    @property
+    def reference_prefix(self) -> str:
+        return str(self._current().get("reference_prefix", "KN"))
+
+    @property
+    def province(self) -> str:
+        return str(self._current()["province"])
+
+    def route(
+        self,
+        *,
+        category: str,
+        subcategory: str | None,
+        urgency: str,
+        ward_unit_id: str | None,
+        oa_unit_id: str | None,
+    ) -> Route:
+        rules = self._current()
+        facts = {"category": category, "subcategory": subcategory or "", "urgency": urgency}
+        owner = ward_unit_id or oa_unit_id or rules["fallback_unit"]
+        copies: list[str] = []
+        for rule in rules.get("copies", []):
+            if _matches(rule.get("when", {}), facts):
+                copies.extend(u for u in rule["to"] if u != owner and u not in copies)
+        lane = "tips"
+        for name, categories in (rules.get("lanes") or {}).items():
+            if category in categories:
+                lane = name
+        if urgency == "emergency" and lane == "none":
+            lane = "tips"
+        return Route(owner, tuple(copies), lane, location_unknown=ward_unit_id is None)
