@@ -30,7 +30,7 @@ from .taxonomy import CATEGORY_VI, SUBCATEGORIES, SUBCATEGORY_VI, URGENCY_VI
 __all__ = ["Prediction", "TriageModel", "corpus_path", "load_corpus"]
 
 MODEL_VERSION: Final = "2"
-CUE_WEIGHT: Final = 3.0
+CUE_WEIGHT: Final = 1.0
 #: Chosen by 5-fold cross-validation on the training split: recall of emergencies ~0.95
 #: (precision ~0.45). A missed emergency costs more than an officer glancing at a false one.
 EMERGENCY_THRESHOLD: Final = 0.06
@@ -91,7 +91,7 @@ class TriageModel:
             max_features=60_000,
             dtype=np.float32,
         )
-        self.category = LinearSVC(C=0.5, class_weight="balanced")
+        self.category = LinearSVC(C=1.0, class_weight="balanced")
         self.subcategory = LinearSVC(C=0.5, class_weight="balanced")
         self.urgency = LinearSVC(C=0.5, class_weight="balanced")
 
@@ -120,7 +120,12 @@ class TriageModel:
     def default(cls, cache_dir: Path | None = None) -> TriageModel:
         """The model trained on the shipped corpus, cached on disk when ``cache_dir`` is set."""
         path = corpus_path()
-        digest = hashlib.sha256(path.read_bytes() + MODEL_VERSION.encode()).hexdigest()[:16]
+        # The cache is keyed by the corpus and by the code that builds the model.
+        here = Path(__file__).resolve().parent
+        material = path.read_bytes() + MODEL_VERSION.encode() + b"".join(
+            (here / name).read_bytes() for name in ("model.py", "features.py", "taxonomy.py")
+        )
+        digest = hashlib.sha256(material).hexdigest()[:16]
         cached = cache_dir / f"triage-model-{digest}.pkl" if cache_dir else None
         if cached is not None and cached.exists():
             with cached.open("rb") as f:
