@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import traceback
 from collections.abc import Callable, Iterable
@@ -300,7 +301,8 @@ def make_broker(
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service),
             partial(DeadLetterMiddleware, policy=policy),
         ),
-        logger=structlog.get_logger("faststream"),
+        # A standard-library logger: its lines go through the structlog formatter like all.
+        logger=logging.getLogger("faststream"),
     )
     policy.broker = broker
     return broker

