@@ -29,6 +29,7 @@ from ketnoi_shared.contracts import (
 )
 from ketnoi_shared.db import apply_migrations, claim
 from ketnoi_shared.identity import IdentityProtector, generate_pseudonym_key, generate_seal_key
+from ketnoi_shared.logging import configure_logging
 from ketnoi_shared.messaging import (
     CONSUMER_ACK_POLICY,
     ensure_topics,
@@ -191,6 +192,7 @@ async def consumers(n: int) -> None:
 
 
 def main() -> None:
+    configure_logging("bench", level="WARNING", fmt="console")
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=5_000)

@@ -57,6 +57,7 @@ __all__ = [
     "CONSUMER_ACK_POLICY",
     "DeadLetterMiddleware",
     "DeadLetterPolicy",
+    "dead_letter",
     "ensure_topics",
     "envelope_headers",
     "is_transient",
@@ -235,37 +236,65 @@ class DeadLetterMiddleware(BaseMiddleware):
     async def _dead_letter(
         self, msg: StreamMessage[Any], exc: BaseException, *, attempt: int, reason: str
     ) -> None:
-        record = msg.raw_message
-        topic = getattr(record, "topic", "unknown")
         broker = self.policy.broker
         if broker is None:  # pragma: no cover - wiring error
             raise RuntimeError("DeadLetterPolicy.broker is not set")
-        headers = {k: v for k, v in msg.headers.items() if isinstance(v, str)}
-        headers.update(
-            {
-                "x-dlq-reason": reason,
-                "x-dlq-error-type": type(exc).__name__,
-                # The exception text may quote the payload; keep only the last frames' shape.
-                "x-dlq-error": _safe_error(exc),
-                "x-dlq-attempts": str(attempt),
-                "x-dlq-original-topic": topic,
-                "x-dlq-original-partition": str(getattr(record, "partition", "")),
-                "x-dlq-original-offset": str(getattr(record, "offset", "")),
-                "x-dlq-consumer": self.policy.consumer,
-                "x-dlq-failed-at": datetime.now(UTC).isoformat(),
-            }
-        )
-        await broker.publish(
-            msg.body,
-            topic=topic + ".dlq",
-            key=getattr(record, "key", None),
-            headers=headers,
+        await dead_letter(
+            broker,
+            msg.raw_message,
+            exc,
+            consumer=self.policy.consumer,
+            attempts=attempt,
+            reason=reason,
+            headers=msg.headers,
             correlation_id=msg.correlation_id,
+            body=msg.body,
         )
-        DEAD_LETTERED.labels(topic=topic, reason=reason).inc()
-        log.error(
-            "message dead-lettered", reason=reason, attempts=attempt, error_type=type(exc).__name__
-        )
+
+
+async def dead_letter(
+    broker: KafkaBroker,
+    record: Any,
+    exc: BaseException,
+    *,
+    consumer: str,
+    attempts: int,
+    reason: str,
+    headers: dict[str, Any] | None = None,
+    correlation_id: str | None = None,
+    body: bytes | None = None,
+) -> None:
+    """Send one consumed record to ``<topic>.dlq`` with its original bytes and headers plus
+    the error, the attempt count and its origin. Batch consumers call it per bad record."""
+    topic = getattr(record, "topic", "unknown")
+    if headers is None:
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    out = {k: v for k, v in headers.items() if isinstance(v, str)}
+    out.update(
+        {
+            "x-dlq-reason": reason,
+            "x-dlq-error-type": type(exc).__name__,
+            # The exception text may quote the payload; keep only the last frames' shape.
+            "x-dlq-error": _safe_error(exc),
+            "x-dlq-attempts": str(attempts),
+            "x-dlq-original-topic": topic,
+            "x-dlq-original-partition": str(getattr(record, "partition", "")),
+            "x-dlq-original-offset": str(getattr(record, "offset", "")),
+            "x-dlq-consumer": consumer,
+            "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+        }
+    )
+    await broker.publish(
+        body if body is not None else record.value,
+        topic=topic + ".dlq",
+        key=getattr(record, "key", None),
+        headers=out,
+        correlation_id=correlation_id or out.get("correlation_id"),
+    )
+    DEAD_LETTERED.labels(topic=topic, reason=reason).inc()
+    log.error(
+        "message dead-lettered", reason=reason, attempts=attempts, error_type=type(exc).__name__
+    )
 
 
 def _safe_error(exc: BaseException) -> str:
@@ -303,6 +332,7 @@ def make_broker(
         ),
         # A standard-library logger: its lines go through the structlog formatter like all.
         logger=logging.getLogger("faststream"),
+        log_level=logging.DEBUG,  # per-message "Received/Processed" lines only in debug
     )
     policy.broker = broker
     return broker

@@ -12,10 +12,18 @@ from typing import Any
 import asyncpg
 import structlog
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
 
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
 from ketnoi_shared.db import OutboxRelay, create_pool
-from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker
+from ketnoi_shared.messaging import (
+    CONSUMER_ACK_POLICY,
+    dead_letter,
+    is_transient,
+    make_broker,
+)
 from ketnoi_shared.service import consumer_app
 
 from .directory import Directory
@@ -37,6 +45,50 @@ class _State:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
+async def apply_batch(
+    state: _State,
+    broker: KafkaBroker,
+    settings: TriageSettings,
+    batch: list[tuple[Any, ZaloEvent]],
+) -> None:
+    """Apply a batch in one transaction; if that fails for a reason of the data, retry each
+    event alone and dead-letter only the one that keeps failing. Infrastructure failures
+    propagate: the partition pauses and the batch is read again."""
+    assert state.pool is not None
+    assert state.service is not None
+    try:
+        async with state.pool.acquire() as conn:
+            await state.service.handle_batch(conn, [event for _, event in batch])
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.warning(
+            "batch failed, isolating the event at fault", size=len(batch), error=type(exc).__name__
+        )
+    else:
+        return
+    for record, event in batch:
+        for attempt in range(1, settings.retry_attempts + 1):
+            try:
+                async with state.pool.acquire() as conn:
+                    await state.service.handle(conn, event)
+                break
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                if attempt == settings.retry_attempts:
+                    await dead_letter(
+                        broker,
+                        record,
+                        exc,
+                        consumer=CONSUMER,
+                        attempts=attempt,
+                        reason="handler_error",
+                    )
+                else:
+                    await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
+
+
 def create_app(settings: TriageSettings, *, engine: Triage | None = None) -> FastAPI:
     if not settings.database_url:
         raise SystemExit("triage needs KETNOI_DATABASE_URL")
@@ -50,13 +102,24 @@ def create_app(settings: TriageSettings, *, engine: Triage | None = None) -> Fas
         group_id=CONSUMER,
         ack_policy=CONSUMER_ACK_POLICY,
         auto_offset_reset="earliest",
+        batch=True,
+        max_records=settings.triage_batch_max,
     )
-    async def on_event(event: ZaloEvent) -> None:
-        assert state.pool is not None
-        assert state.service is not None
-        async with state.pool.acquire() as conn:
-            outcome = await state.service.handle(conn, event)
-        log.debug("event handled", outcome=outcome, event_name=event.event_name)
+    async def on_events(msg: KafkaMessage) -> None:
+        """A batch of records: decoded one by one (an undecodable one is dead-lettered alone),
+        applied in one transaction; if that fails for a reason of the data, each event is
+        retried alone and only the one that keeps failing is dead-lettered."""
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        batch: list[tuple[Any, ZaloEvent]] = []
+        for record in records:
+            try:
+                batch.append((record, ZaloEvent.model_validate_json(record.value)))
+            except ValidationError as exc:
+                await dead_letter(
+                    broker, record, exc, consumer=CONSUMER, attempts=1, reason="undecodable"
+                )
+        if batch:
+            await apply_batch(state, broker, settings, batch)
 
     async def refresh_directory() -> None:
         while True:

@@ -107,7 +107,8 @@ class Triage:
         if match is None:
             return None, False, None
         if match.outside_province:
-            return None, True, f"{match.ward_name}, {match.province_name} (ngoài tỉnh)"
+            place = ", ".join(p for p in (match.ward_name, match.province_name) if p)
+            return None, True, f"{place} (ngoài tỉnh)"
         where = match.ward_name + (f" (tên cũ: {match.old_name})" if match.old_name else "")
         return (
             {

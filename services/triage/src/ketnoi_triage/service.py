@@ -42,7 +42,7 @@ from ketnoi_shared.db import claim, enqueue
 
 from .classify.taxonomy import TIP_CATEGORIES
 from .directory import Directory
-from .engine import Triage
+from .engine import Triage, TriageResult
 from .replies import acknowledgement, greeting_reply
 from .routing import RoutingRules
 
@@ -55,6 +55,14 @@ _REF_ALPHABET: Final = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _MAX_TEXT: Final = 6000
 _DISASTER_CUES: Final = frozenset({"fire_flood"})
 _VN: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@dataclass(frozen=True, slots=True)
+class _Touched:
+    """A case an event of the current batch wrote to."""
+
+    event: ZaloEvent  # the latest: its correlation id and message id are quoted
+    created: bool  # opened within this batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,32 +97,48 @@ class TriageService:
         self.quiet_gap = quiet_gap
 
     async def handle(self, conn: asyncpg.Connection, event: ZaloEvent) -> str:
-        """Apply ``event``; returns what happened (for logs and tests)."""
+        """Apply one event; returns what happened (for logs and tests)."""
+        return (await self.handle_batch(conn, [event]))[0]
+
+    async def handle_batch(
+        self, conn: asyncpg.Connection, events: Sequence[ZaloEvent]
+    ) -> list[str]:
+        """Apply ``events`` (in order) in one transaction: each event is recorded, then every
+        case they touched is re-triaged once, with one batched classification."""
+        touched: dict[uuid.UUID, _Touched] = {}
         async with conn.transaction():
-            if not await claim(conn, consumer=CONSUMER, event_id=event.event_id):
-                return "duplicate"
-            if event.citizen is None:
-                return "ignored"
-            await self._touch_contact(conn, event)
-            if event.kind in (EventKind.FOLLOW, EventKind.UNFOLLOW):
-                await conn.execute(
-                    """INSERT INTO followers (oa_id, citizen_pseudonym, following, source,
-                                              changed_at)
-                       VALUES ($1, $2, $3, $4, $5)
-                       ON CONFLICT (oa_id, citizen_pseudonym) DO UPDATE
-                       SET following = EXCLUDED.following, source = EXCLUDED.source,
-                           changed_at = EXCLUDED.changed_at
-                       WHERE followers.changed_at <= EXCLUDED.changed_at""",
-                    event.oa_id,
-                    event.citizen.pseudonym,
-                    event.kind is EventKind.FOLLOW,
-                    event.follow_source,
-                    event.occurred_at,
-                )
-                return event.kind.value
-            if event.kind is not EventKind.MESSAGE or event.message is None:
-                return "recorded"
-            return await self._message(conn, event)
+            outcomes = [await self._record(conn, event, touched) for event in events]
+            if touched:
+                await self._retriage(conn, touched)
+        return outcomes
+
+    async def _record(
+        self, conn: asyncpg.Connection, event: ZaloEvent, touched: dict[uuid.UUID, _Touched]
+    ) -> str:
+        if not await claim(conn, consumer=CONSUMER, event_id=event.event_id):
+            return "duplicate"
+        if event.citizen is None:
+            return "ignored"
+        await self._touch_contact(conn, event)
+        if event.kind in (EventKind.FOLLOW, EventKind.UNFOLLOW):
+            await conn.execute(
+                """INSERT INTO followers (oa_id, citizen_pseudonym, following, source,
+                                          changed_at)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (oa_id, citizen_pseudonym) DO UPDATE
+                   SET following = EXCLUDED.following, source = EXCLUDED.source,
+                       changed_at = EXCLUDED.changed_at
+                   WHERE followers.changed_at <= EXCLUDED.changed_at""",
+                event.oa_id,
+                event.citizen.pseudonym,
+                event.kind is EventKind.FOLLOW,
+                event.follow_source,
+                event.occurred_at,
+            )
+            return event.kind.value
+        if event.kind is not EventKind.MESSAGE or event.message is None:
+            return "recorded"
+        return await self._message(conn, event, touched)
 
     async def _touch_contact(self, conn: asyncpg.Connection, event: ZaloEvent) -> None:
         citizen = event.citizen
@@ -141,13 +165,15 @@ class TriageService:
         )
 
     # -- messages ----------------------------------------------------------------------------
-    async def _message(self, conn: asyncpg.Connection, event: ZaloEvent) -> str:
+    async def _message(
+        self, conn: asyncpg.Connection, event: ZaloEvent, touched: dict[uuid.UUID, _Touched]
+    ) -> str:
         citizen = event.citizen
         message = event.message
         assert citizen is not None
         assert message is not None
-        case = await conn.fetchrow(
-            """SELECT * FROM cases
+        case_id = await conn.fetchval(
+            """SELECT id FROM cases
                WHERE oa_id = $1 AND citizen_pseudonym = $2
                  AND status NOT IN ('closed', 'rejected')
                  AND last_message_at >= $3 AND opened_at <= $4
@@ -157,15 +183,15 @@ class TriageService:
             event.occurred_at - self.quiet_gap,
             event.occurred_at + self.quiet_gap,
         )
+        created = case_id is None
+        if case_id is None:
+            case_id = await self._open_case(conn, event)
         attachments = [a.model_dump(exclude_none=True) for a in message.attachments]
-        created = case is None
-        if case is None:
-            case = await self._open_case(conn, event)
         await conn.execute(
             """INSERT INTO case_messages (case_id, event_id, msg_id, event_name, text,
                                           attachments, occurred_at)
                VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)""",
-            case["id"],
+            case_id,
             event.event_id,
             message.msg_id,
             event.event_name,
@@ -173,31 +199,77 @@ class TriageService:
             json.dumps(attachments, ensure_ascii=False),
             event.occurred_at,
         )
-        rows = await conn.fetch(
-            """SELECT text, attachments FROM case_messages WHERE case_id = $1
-               ORDER BY occurred_at, id""",
-            case["id"],
+        # Keep the case's time span current at once: the next event of this batch groups on it.
+        await conn.execute(
+            """UPDATE cases SET last_message_at = GREATEST(last_message_at, $2),
+                 opened_at = LEAST(opened_at, $2), message_count = message_count + 1
+               WHERE id = $1""",
+            case_id,
+            event.occurred_at,
         )
-        decision = await self._decide(conn, case, rows)
-        is_greeting = decision.category == "other" and decision.subcategory in (
-            "greeting",
-            "thanks",
+        previous = touched.get(case_id)
+        touched[case_id] = _Touched(
+            event=event,
+            created=created or (previous is not None and previous.created),
         )
-        if created and is_greeting:
-            # Greetings and thanks are answered, not queued as cases.
-            await self._greet(conn, event, thanks=decision.subcategory == "thanks")
-        updated = await self._apply(conn, case, decision, event, message_count=len(rows))
-        await self._acknowledge_once(conn, updated, decision, event)
         return "opened" if created else "joined"
 
-    async def _open_case(self, conn: asyncpg.Connection, event: ZaloEvent) -> asyncpg.Record:
+    async def _retriage(self, conn: asyncpg.Connection, touched: dict[uuid.UUID, _Touched]) -> None:
+        ids = list(touched)
+        cases = {
+            r["id"]: r
+            for r in await conn.fetch("SELECT * FROM cases WHERE id = ANY($1::uuid[])", ids)
+        }
+        messages: dict[uuid.UUID, list[asyncpg.Record]] = {i: [] for i in ids}
+        for r in await conn.fetch(
+            """SELECT case_id, text, attachments FROM case_messages
+               WHERE case_id = ANY($1::uuid[]) ORDER BY case_id, occurred_at, id""",
+            ids,
+        ):
+            messages[r["case_id"]].append(r)
+        operators = {
+            r["case_id"]: r
+            for r in await conn.fetch(
+                """SELECT DISTINCT ON (case_id) * FROM triage_decisions
+               WHERE case_id = ANY($1::uuid[]) AND decided_by LIKE 'operator:%'
+               ORDER BY case_id, id DESC""",
+                ids,
+            )
+        }
+        texts = [self._case_text(messages[i]) for i in ids]
+        results = self.engine.classify_many(texts)
+        for case_id, result in zip(ids, results, strict=True):
+            case, rows, event = cases[case_id], messages[case_id], touched[case_id].event
+            decision = self._decide(result, rows, operators.get(case_id))
+            if (
+                touched[case_id].created
+                and decision.category == "other"
+                and (decision.subcategory in ("greeting", "thanks"))
+            ):
+                # Greetings and thanks are answered, not acknowledged as tips.
+                await self._greet(conn, event, thanks=decision.subcategory == "thanks")
+            updated = await self._apply(conn, case, decision, event)
+            await self._acknowledge_once(conn, updated, decision, event)
+
+    @staticmethod
+    def _case_text(rows: Sequence[asyncpg.Record]) -> str:
+        texts = [r["text"] for r in rows if r["text"]]
+        captions = [
+            a.get("description")
+            for r in rows
+            for a in json.loads(r["attachments"])
+            if isinstance(a.get("description"), str)
+        ]
+        return "\n".join([*texts, *captions])[-_MAX_TEXT:]
+
+    async def _open_case(self, conn: asyncpg.Connection, event: ZaloEvent) -> uuid.UUID:
         assert event.citizen is not None
         for _ in range(8):
-            row = await conn.fetchrow(
+            row = await conn.fetchval(
                 """INSERT INTO cases (id, reference, oa_id, citizen_pseudonym, category,
                                       urgency, opened_at, last_message_at, version)
                    VALUES ($1, $2, $3, $4, 'other', 'low', $5, $5, 0)
-                   ON CONFLICT (reference) DO NOTHING RETURNING *""",
+                   ON CONFLICT (reference) DO NOTHING RETURNING id""",
                 uuid.uuid4(),
                 new_reference(self.rules.reference_prefix),
                 event.oa_id,
@@ -208,29 +280,19 @@ class TriageService:
                 return row
         raise RuntimeError("could not draw a unique case reference")
 
-    async def _decide(
-        self, conn: asyncpg.Connection, case: asyncpg.Record, rows: Sequence[asyncpg.Record]
+    def _decide(
+        self,
+        result: TriageResult,
+        rows: Sequence[asyncpg.Record],
+        operator: asyncpg.Record | None,
     ) -> CaseDecision:
-        texts = [r["text"] for r in rows if r["text"]]
-        captions = [
-            a.get("description")
-            for r in rows
-            for a in json.loads(r["attachments"])
-            if isinstance(a.get("description"), str)
-        ]
-        text = "\n".join([*texts, *captions])[-_MAX_TEXT:]
-        (result,) = self.engine.classify_many([text])
         location, outside = result.location, result.outside_province
         point = self._latest_point(rows)
         if point is not None:
             located = self.engine.locate_point(*point)
             if located is not None:
                 location, outside = located
-        operator = await conn.fetchrow(
-            """SELECT * FROM triage_decisions WHERE case_id = $1 AND decided_by LIKE 'operator:%'
-               ORDER BY id DESC LIMIT 1""",
-            case["id"],
-        )
+        disaster = bool(_DISASTER_CUES & set(result.cues))
         if operator is not None:
             return CaseDecision(
                 category=operator["category"],
@@ -241,7 +303,7 @@ class TriageService:
                 decided_by=operator["decided_by"],
                 location=location,
                 outside_province=outside,
-                disaster="fire_flood" in result.cues,
+                disaster=disaster,
             )
         return CaseDecision(
             category=result.category,
@@ -252,7 +314,7 @@ class TriageService:
             decided_by="auto",
             location=location,
             outside_province=outside,
-            disaster=bool(_DISASTER_CUES & set(result.cues)),
+            disaster=disaster,
         )
 
     @staticmethod
@@ -270,8 +332,6 @@ class TriageService:
         case: asyncpg.Record,
         decision: CaseDecision,
         event: ZaloEvent,
-        *,
-        message_count: int,
     ) -> asyncpg.Record:
         ward_unit = None
         if decision.location and not decision.outside_province:
@@ -302,9 +362,7 @@ class TriageService:
             """UPDATE cases SET category = $2, subcategory = $3, urgency = $4, confidence = $5,
                  explanation = $6, decided_by = $7, owner_unit_id = $8, info_unit_ids = $9,
                  lane = $10, location = $11::jsonb, location_unknown = $12,
-                 outside_province = $13, message_count = $14,
-                 last_message_at = GREATEST(last_message_at, $15),
-                 opened_at = LEAST(opened_at, $15), version = version + 1
+                 outside_province = $13, version = version + 1
                WHERE id = $1 RETURNING *""",
             case["id"],
             decision.category,
@@ -319,8 +377,6 @@ class TriageService:
             json.dumps(decision.location, ensure_ascii=False) if decision.location else None,
             route.location_unknown,
             decision.outside_province,
-            message_count,
-            event.occurred_at,
         )
         if changed:
             await conn.execute(

@@ -38,9 +38,11 @@ _ALIAS_TYPE_PREFIXES = (
     "phuong",
     "huyen",
     "quan",
+    "ward",
     "xa",
     "tx",
     "tp",
+    "tt",
     "q",
 )
 # Well-known alternative names of a current province that neither package lists.
@@ -52,9 +54,16 @@ def _clean_name(name: str) -> str:
     return re.sub(r"\s+", " ", name).strip()
 
 
-def _clean_short(name: str) -> str:
-    """A short name without the package's disambiguating note ("Yên Viên (Thị trấn)")."""
-    return _clean_name(re.sub(r"\([^)]*\)", " ", name))
+def _clean_short(name: str, type_word: str | None = None) -> str:
+    """A short name without the package's disambiguating note ("Yên Viên (Thị trấn)") and,
+    for numbered units, without the type word the package keeps ("Phường 1" → "1")."""
+    short = _clean_name(re.sub(r"\([^)]*\)", " ", name))
+    if type_word:
+        words = _clean_name(type_word).split(" ")
+        parts = short.split(" ")
+        if parts[: len(words)] == words and " ".join(parts[len(words) :]).isdigit():
+            return " ".join(parts[len(words) :])
+    return short
 
 
 def _name_key(name: str) -> tuple[str, ...]:
@@ -261,7 +270,7 @@ class _Legacy:
                     [
                         row["districtCode"],
                         _clean_name(row["district"]),
-                        _clean_short(row["districtShort"]),
+                        _clean_short(row["districtShort"], row["districtType"]),
                         _clean_name(row["districtType"]),
                         prov_idx[pk],
                         round(row["districtLat"], 5),
@@ -278,7 +287,7 @@ class _Legacy:
                 [
                     row["wardCode"],
                     _clean_name(row["ward"]),
-                    _clean_short(row["wardShort"]),
+                    _clean_short(row["wardShort"], row["wardType"]),
                     _clean_name(row["wardType"]),
                     dist_idx[(pk, dk)],
                     new_code,
