@@ -214,6 +214,13 @@ CUES: Final[tuple[Cue, ...]] = (
         "urgency:low",
         "câu hỏi",
     ),
+    _c("minor", r"(be|chau|con|em|dua nho|hoc sinh) .{0,25}(1[0-7]|[2-9]) tuoi|"
+       r"(1[0-7]|[2-9]) tuoi|tre (em|nho)|hoc sinh|mam non", "context:minor", "có trẻ em"),
+    _c("armed", r"mang (theo )?(ca )?(dao|ma tau|kiem|sung|hung khi|gay|tuyp)|hung khi",
+       "context:armed", "mang hung khí"),
+    _c("threat_deadline", r"(neu|truoc|den) .{0,25}(toi nay|dem nay|sang mai|trong ngay|"
+       r"[0-9]+ ?h)|hen (nhau )?.{0,30}(xu ly|danh|giai quyet)", "context:threat",
+       "đe dọa có hạn chót"),
     # --- crime -----------------------------------------------------------------------------
     _c(
         "theft",
