@@ -107,7 +107,7 @@ def eval_(write_to: str | None, examples: str | None) -> None:
     from .engine import Triage  # noqa: PLC0415
     from .evaluate import evaluate  # noqa: PLC0415
 
-    engine = Triage.load()
+    engine = Triage.load(split="train")  # evaluated on messages it has not seen
     reports = [evaluate(engine, load_corpus(split="test"), name="Held-out split of the corpus")]
     if examples:
         rows = [json.loads(line) for line in Path(examples).read_text().splitlines() if line]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .classify import TriageModel
+from .classify.features import prepare
 
 __all__ = ["Triage", "TriageResult"]
 
@@ -46,8 +47,14 @@ class Triage:
     province_code: str | None
 
     @classmethod
-    def load(cls, *, province: str = DEFAULT_PROVINCE, cache_dir: Path | None = None) -> Triage:
-        model = TriageModel.default(cache_dir)
+    def load(
+        cls,
+        *,
+        province: str = DEFAULT_PROVINCE,
+        cache_dir: Path | None = None,
+        split: str | None = None,
+    ) -> Triage:
+        model = TriageModel.default(cache_dir, split=split)
         gazetteer = None
         code = None
         try:
@@ -103,7 +110,10 @@ class Triage:
     def _locate(self, text: str) -> tuple[dict[str, Any] | None, bool, str | None]:
         if self.gazetteer is None or self.province_code is None:
             return None, False, None
-        match = self.gazetteer.resolve_text(text, province_code=self.province_code)
+        # The classifier already normalised the text (cached): the resolver reuses it.
+        match = self.gazetteer.resolve_text(
+            prepare(text).normalized, province_code=self.province_code
+        )
         if match is None:
             return None, False, None
         if match.outside_province:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from ketnoi_shared.text import normalize
+from ketnoi_shared.text import NormalizedText, normalize
 
 __all__ = ["CUES", "Cue", "Prepared", "match_cues", "prepare"]
 
@@ -111,6 +111,7 @@ class Prepared:
     lower: str  # normalised, diacritics kept
     folded: str  # normalised, no diacritics, teencode expanded
     length: int
+    normalized: NormalizedText  # the shared normalisation, reused by the place resolver
 
 
 def _expand(folded: str) -> str:
@@ -123,7 +124,9 @@ def _expand(folded: str) -> str:
 @lru_cache(maxsize=8192)
 def prepare(text: str) -> Prepared:
     n = normalize(text[:5000])
-    return Prepared(original=text, lower=n.lower, folded=_expand(n.folded), length=len(text))
+    return Prepared(
+        original=text, lower=n.lower, folded=_expand(n.folded), length=len(text), normalized=n
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,13 +217,26 @@ CUES: Final[tuple[Cue, ...]] = (
         "urgency:low",
         "câu hỏi",
     ),
-    _c("minor", r"(be|chau|con|em|dua nho|hoc sinh) .{0,25}(1[0-7]|[2-9]) tuoi|"
-       r"(1[0-7]|[2-9]) tuoi|tre (em|nho)|hoc sinh|mam non", "context:minor", "có trẻ em"),
-    _c("armed", r"mang (theo )?(ca )?(dao|ma tau|kiem|sung|hung khi|gay|tuyp)|hung khi",
-       "context:armed", "mang hung khí"),
-    _c("threat_deadline", r"(neu|truoc|den) .{0,25}(toi nay|dem nay|sang mai|trong ngay|"
-       r"[0-9]+ ?h)|hen (nhau )?.{0,30}(xu ly|danh|giai quyet)", "context:threat",
-       "đe dọa có hạn chót"),
+    _c(
+        "minor",
+        r"(be|chau|con|em|dua nho|hoc sinh) .{0,25}(1[0-7]|[2-9]) tuoi|"
+        r"(1[0-7]|[2-9]) tuoi|tre (em|nho)|hoc sinh|mam non",
+        "context:minor",
+        "có trẻ em",
+    ),
+    _c(
+        "armed",
+        r"mang (theo )?(ca )?(dao|ma tau|kiem|sung|hung khi|gay|tuyp)|hung khi",
+        "context:armed",
+        "mang hung khí",
+    ),
+    _c(
+        "threat_deadline",
+        r"(neu|truoc|den) .{0,25}(toi nay|dem nay|sang mai|trong ngay|"
+        r"[0-9]+ ?h)|hen (nhau )?.{0,30}(xu ly|danh|giai quyet)",
+        "context:threat",
+        "đe dọa có hạn chót",
+    ),
     # --- crime -----------------------------------------------------------------------------
     _c(
         "theft",
@@ -569,32 +585,48 @@ _AT: Final = [re.compile(rf"(?:{c.pattern})(?![a-z0-9])") for c in CUES]
 _WORD_RE: Final = re.compile(r"[^ ]+")
 
 
-def match_cues(prepared: Prepared) -> list[tuple[Cue, str]]:
-    """Cues found in the text, with the matched words, traps excluded.
+@lru_cache(maxsize=65536)
+def _word_candidates(word: str) -> tuple[int, ...]:
+    """The cues whose pattern can begin with ``word`` (memoised: words repeat a lot)."""
+    found = []
+    for key in (word[:2], word[:1]):
+        for index, literal in _BY_PREFIX.get(key, ()):
+            if word.startswith(literal) and index not in found:
+                found.append(index)
+    return tuple(found)
 
-    Only the cues whose pattern can begin with a word of the text are tried, and only at
+
+def match_cues(prepared: Prepared) -> list[tuple[Cue, str]]:
+    """Cues found in the text, with the matched words, traps excluded."""
+    return list(_match_cues(prepared.folded))
+
+
+@lru_cache(maxsize=8192)
+def _match_cues(text: str) -> tuple[tuple[Cue, str], ...]:
+    """Only the cues whose pattern can begin with a word of the text are tried, and only at
     that word (an index from two-letter prefixes to literal starts), so a message costs a
     few dozen anchored matches instead of a scan per cue."""
-    text = prepared.folded
     found: dict[int, tuple[Cue, str]] = {}
     for w in _WORD_RE.finditer(text):
-        word, pos = w.group(0), w.start()
-        for key in (word[:2], word[:1]):
-            for index, literal in _BY_PREFIX.get(key, ()):
-                if index in found or not word.startswith(literal):
-                    continue
-                m = _AT[index].match(text, pos)
-                if m is None:
-                    continue
-                cue = CUES[index]
-                unless = _UNLESS[index]
-                if unless is not None and unless.search(
-                    text, max(0, m.start() - cue.window), m.end() + cue.window
-                ):
-                    continue
-                found[index] = (cue, m.group(0))
+        candidates = _word_candidates(w.group(0))
+        if not candidates:
+            continue
+        pos = w.start()
+        for index in candidates:
+            if index in found:
+                continue
+            m = _AT[index].match(text, pos)
+            if m is None:
+                continue
+            cue = CUES[index]
+            unless = _UNLESS[index]
+            if unless is not None and unless.search(
+                text, max(0, m.start() - cue.window), m.end() + cue.window
+            ):
+                continue
+            found[index] = (cue, m.group(0))
     for index in _ALWAYS:  # cues without a literal start: scan
         m = _REGEXES[index].search(text)
         if m is not None:
             found.setdefault(index, (CUES[index], m.group(0)))
-    return [found[i] for i in sorted(found)]
+    return tuple(found[i] for i in sorted(found))

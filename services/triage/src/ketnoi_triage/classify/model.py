@@ -40,10 +40,21 @@ _CUE_INDEX: Final = {c.name: i for i, c in enumerate(CUES)}
 #: Emergency by definition (TAXONOMY.md): happening now or about to happen, with danger to a
 #: person. The model may rate such a message only "high"; these cues together overrule it.
 IMMINENT: Final = frozenset({"now", "tonight", "threat_deadline"})
-DANGER: Final = frozenset({
-    "extortion", "weapons", "weapon_drawn", "armed", "child_danger", "minor", "blood", "help",
-    "fire_flood", "trafficking", "drunk",
-})
+DANGER: Final = frozenset(
+    {
+        "extortion",
+        "weapons",
+        "weapon_drawn",
+        "armed",
+        "child_danger",
+        "minor",
+        "blood",
+        "help",
+        "fire_flood",
+        "trafficking",
+        "drunk",
+    }
+)
 
 
 def corpus_path() -> Path:
@@ -126,13 +137,21 @@ class TriageModel:
         return self
 
     @classmethod
-    def default(cls, cache_dir: Path | None = None) -> TriageModel:
-        """The model trained on the shipped corpus, cached on disk when ``cache_dir`` is set."""
+    def default(cls, cache_dir: Path | None = None, *, split: str | None = None) -> TriageModel:
+        """The model trained on the shipped corpus, cached on disk when ``cache_dir`` is set.
+
+        Production trains on every labelled message (``split=None``), as usual once the
+        model has been chosen; ``ketnoi triage eval`` trains on the training split only, so
+        its figures are on messages the model has not seen."""
         path = corpus_path()
         # The cache is keyed by the corpus and by the code that builds the model.
         here = Path(__file__).resolve().parent
-        material = path.read_bytes() + MODEL_VERSION.encode() + b"".join(
-            (here / name).read_bytes() for name in ("model.py", "features.py", "taxonomy.py")
+        material = (
+            path.read_bytes()
+            + f"{MODEL_VERSION}/{split}".encode()
+            + b"".join(
+                (here / name).read_bytes() for name in ("model.py", "features.py", "taxonomy.py")
+            )
         )
         digest = hashlib.sha256(material).hexdigest()[:16]
         cached = cache_dir / f"triage-model-{digest}.pkl" if cache_dir else None
@@ -140,7 +159,7 @@ class TriageModel:
             with cached.open("rb") as f:
                 model: TriageModel = pickle.load(f)  # noqa: S301 - our own file, keyed by hash
             return model
-        model = cls().train(load_corpus(path, split="train"))
+        model = cls().train(load_corpus(path, split=split))
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(".tmp")
