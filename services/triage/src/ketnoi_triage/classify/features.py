@@ -184,7 +184,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c(
         "fire_flood",
         r"chay nha|dam chay|hoa hoan|chay rung|lua boc|ngap|lu (len|quet|ong)|"
-        r"sat lo|duoi nuoc|no binh gas|xi gas|fire|flood|landslide|song cuon",
+        r"sat lo|duoi nuoc|no binh gas|xi gas|(a|the|on) fire|fire (in|on|at)|flood(ing)?|"
+        r"landslide|song cuon|drown(ing)?",
         "urgency:emergency",
         "thiên tai, hỏa hoạn (gọi 114)",
         unless=r"phong chay|chua chay|binh chua chay",
@@ -248,7 +249,8 @@ CUES: Final[tuple[Cue, ...]] = (
     ),
     _c(
         "robbery",
-        r"cuop|giat (tui|day chuyen|dien thoai|vi)|cuop giat|tuoc|robbed|snatch",
+        r"cuop|giat (tui|day chuyen|dien thoai|vi)|cuop giat|tuoc|robbed|robber(y|ies)?|"
+        r"snatch(ed|ing)?|mugged",
         "crime/robbery_snatching",
         "cướp, cướp giật",
     ),
@@ -261,12 +263,17 @@ CUES: Final[tuple[Cue, ...]] = (
         "lừa đảo",
     ),
     _c(
-        "fraud", r"lua (dao|tien|dat)|gia mao|hang gia|quyt|bung ho|vo ho", "crime/fraud", "lừa đảo"
+        "fraud",
+        r"lua (dao|tien|dat)|gia mao|hang gia|quyt|bung ho|vo ho|fake (tour|company|agent|police)|"
+        r"cheated|scammed|took .{0,20}(money|million|dong|usd)",
+        "crime/fraud",
+        "lừa đảo",
     ),
     _c(
         "assault",
         r"danh (nguoi|dap|dap)|bi danh|danh trong thuong|chem|dam (nguoi|bi thuong)|"
-        r"bao hanh|danh vo|danh con|hanh hung|assault|beat",
+        r"bao hanh|danh vo|danh con|hanh hung|assault(ed)?|beat(en|ing)?|punch(ed)?|attacked|"
+        r"stabbed",
         "crime/assault",
         "đánh người, gây thương tích",
     ),
@@ -287,8 +294,8 @@ CUES: Final[tuple[Cue, ...]] = (
     ),
     _c(
         "drug_trafficking",
-        r"(ban|mua ban|van chuyen|tang tru|giao|cat) .{0,15}"
-        r"(ma tuy|hang trang|heroin|thuoc lac|ke|da|co|keo|bong cuoi|tep|chi|hang)|"
+        r"(ban|mua ban|van chuyen|tang tru|giao) .{0,15}"
+        r"(ma tuy|hang trang|heroin|thuoc lac|ke|da|keo|bong cuoi|tep|hang (cam|trang|da))|"
         r"duong day ma tuy|diem ban ma tuy|dealer|drug dealing",
         "crime/drug_trafficking",
         "mua bán ma túy",
@@ -359,7 +366,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c(
         "accident",
         r"tai nan|va cham|dam (xe|vao|nhau)|tong (xe|vao|nhau)|lat xe|xe (lat|lao)|"
-        r"bi xe (can|tong|dam)|can nguoi|crash|accident",
+        r"bi xe (can|tong|dam)|can nguoi|crash(ed)?|accident|collision|"
+        r"hit (a|by a) (car|truck|bus|motorbike)",
         "traffic/accident",
         "tai nạn giao thông",
     ),
@@ -374,7 +382,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c(
         "drunk",
         r"say (ruou|xin)|nong do con|uong ruou (roi|xong) (lai|chay)|xin lai xe|"
-        r"ruou bia .{0,10}lai|drunk",
+        r"ruou bia .{0,10}lai|drunk (driv|rid)|drunk .{0,15}(driving|riding|behind the wheel)",
         "traffic/drunk_driving",
         "say rượu lái xe",
     ),
@@ -417,7 +425,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c(
         "fight",
         r"danh nhau|hon chien|dam nhau|an thua|xo xat|cau (bang|nhau)|tu tap .{0,20}"
-        r"(gay gua|danh)|fight",
+        r"(gay gua|danh)|fight(ing|s)?|brawl",
         "public_order/fight",
         "đánh nhau, gây rối",
     ),
@@ -445,7 +453,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c(
         "lost_found",
         r"nhat duoc|roi (mat|vi|dien thoai)|danh roi|that lac|di lac|lac (duong|mat)|"
-        r"found (a|an)|lost (my|a)",
+        r"found (a|an)|lost (my|a|our)|lost ?:|missing (dog|cat|child|kid|wallet|phone)",
         "public_order/lost_found",
         "mất, nhặt được đồ",
     ),
