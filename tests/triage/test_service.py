@@ -206,3 +206,35 @@ async def test_operator_decision_wins_over_automatic_triage(
     )
     last = TriagedCase.model_validate_json((await outbox(pool, "reports.triaged.v1"))[-1])
     assert last.decided_by == "operator:42"
+
+
+async def test_a_batch_groups_like_one_by_one(
+    pool: asyncpg.Pool, triage_service: TriageService, events: EventFactory
+):
+    """One transaction for many events: chained messages 25 minutes apart stay one case, a
+    duplicate inside the batch counts once, another citizen gets their own case."""
+    first = events.make("user_send_text", at=later(0), text="có trộm vào nhà tôi tối qua")
+    batch = [
+        first,
+        events.make("user_send_image", at=later(25)),
+        events.make("user_send_text", at=later(50), text="tôi gửi thêm ảnh camera"),
+        first,
+        events.make(
+            "user_send_text", user="8999999999999999999", at=later(1), text="xe máy bị trộm ở chợ"
+        ),
+    ]
+    async with pool.acquire() as conn:
+        outcomes = await triage_service.handle_batch(conn, batch)
+    assert outcomes == ["opened", "joined", "joined", "duplicate", "opened"]
+    rows = await pool.fetch("SELECT * FROM cases ORDER BY message_count DESC")
+    assert [r["message_count"] for r in rows] == [3, 1]
+    assert rows[0]["opened_at"] == later(0)
+    assert rows[0]["last_message_at"] == later(50)
+    assert await pool.fetchval("SELECT count(*) FROM case_messages") == 4
+    acks = await outbox(pool, "notify.requests.v1")
+    assert len(acks) == 2, "one acknowledgement per case"
+    # The same batch again (a redelivery after a crash before the offset commit): no effect.
+    async with pool.acquire() as conn:
+        assert set(await triage_service.handle_batch(conn, batch)) == {"duplicate"}
+    assert await pool.fetchval("SELECT count(*) FROM case_messages") == 4
+    assert len(await outbox(pool, "notify.requests.v1")) == 2

@@ -17,7 +17,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,8 @@ from ketnoi_shared.contracts import (
     Urgency,
     ZaloEvent,
 )
-from ketnoi_shared.db import claim, enqueue
+from ketnoi_shared.db import enqueue
+from ketnoi_shared.metrics import INBOX_DUPLICATES
 
 from .classify.taxonomy import TIP_CATEGORIES
 from .directory import Directory
@@ -55,6 +56,30 @@ _REF_ALPHABET: Final = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _MAX_TEXT: Final = 6000
 _DISASTER_CUES: Final = frozenset({"fire_flood"})
 _VN: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+_UPSERT_CONTACT: Final = """
+    INSERT INTO citizen_contacts (oa_id, citizen_pseudonym, sealed_user_id, anonymous,
+                                  sealed_conversation_id, last_interaction_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (oa_id, citizen_pseudonym) DO UPDATE
+    SET sealed_user_id = EXCLUDED.sealed_user_id,
+        anonymous = EXCLUDED.anonymous,
+        sealed_conversation_id = COALESCE(EXCLUDED.sealed_conversation_id,
+                                          citizen_contacts.sealed_conversation_id),
+        last_interaction_at = GREATEST(citizen_contacts.last_interaction_at,
+                                       EXCLUDED.last_interaction_at)"""
+
+
+@dataclass(slots=True)
+class _Span:
+    """A case's time span while a batch is grouped in memory."""
+
+    id: uuid.UUID
+    first: datetime
+    last: datetime
+    new: bool
+    count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +101,11 @@ class CaseDecision:
     location: dict[str, Any] | None
     outside_province: bool
     disaster: bool
+
+
+def _pseudonym(event: ZaloEvent) -> str:
+    assert event.citizen is not None
+    return event.citizen.pseudonym
 
 
 def new_reference(prefix: str) -> str:
@@ -103,116 +133,210 @@ class TriageService:
     async def handle_batch(
         self, conn: asyncpg.Connection, events: Sequence[ZaloEvent]
     ) -> list[str]:
-        """Apply ``events`` (in order) in one transaction: each event is recorded, then every
-        case they touched is re-triaged once, with one batched classification."""
-        touched: dict[uuid.UUID, _Touched] = {}
+        """Apply ``events`` (in order) in one transaction, with set-based statements: claim
+        them all in the inbox, record contacts, follows and messages, group the messages into
+        cases, then re-triage every case they touched once, with one batched
+        classification."""
+        outcomes = ["duplicate"] * len(events)
         async with conn.transaction():
-            outcomes = [await self._record(conn, event, touched) for event in events]
+            fresh = {
+                r["event_id"]
+                for r in await conn.fetch(
+                    "INSERT INTO inbox (consumer, event_id) SELECT $1, x FROM unnest($2::text[]) x "
+                    "ON CONFLICT DO NOTHING RETURNING event_id",
+                    CONSUMER,
+                    list(dict.fromkeys(e.event_id for e in events)),
+                )
+            }
+            todo: list[tuple[int, ZaloEvent]] = []
+            for i, event in enumerate(events):
+                if event.event_id in fresh:
+                    fresh.discard(event.event_id)  # a duplicate within the batch: once
+                    todo.append((i, event))
+            if len(todo) < len(events):
+                INBOX_DUPLICATES.labels(consumer=CONSUMER).inc(len(events) - len(todo))
+            with_citizen = [(i, e) for i, e in todo if e.citizen is not None]
+            for i, e in todo:
+                if e.citizen is None:
+                    outcomes[i] = "ignored"
+            await self._touch_contacts(conn, [e for _, e in with_citizen])
+            follows = [
+                (i, e) for i, e in with_citizen if e.kind in (EventKind.FOLLOW, EventKind.UNFOLLOW)
+            ]
+            await self._follows(conn, [e for _, e in follows])
+            for i, e in follows:
+                outcomes[i] = e.kind.value
+            messages = [
+                (i, e)
+                for i, e in with_citizen
+                if e.kind is EventKind.MESSAGE and e.message is not None
+            ]
+            for i, _ in with_citizen:
+                if outcomes[i] == "duplicate":
+                    outcomes[i] = "recorded"  # messages below say opened/joined instead
+            touched: dict[uuid.UUID, _Touched] = {}
+            if messages:
+                for (i, _), outcome in zip(
+                    messages,
+                    await self._messages(conn, [e for _, e in messages], touched),
+                    strict=True,
+                ):
+                    outcomes[i] = outcome
             if touched:
                 await self._retriage(conn, touched)
         return outcomes
 
-    async def _record(
-        self, conn: asyncpg.Connection, event: ZaloEvent, touched: dict[uuid.UUID, _Touched]
-    ) -> str:
-        if not await claim(conn, consumer=CONSUMER, event_id=event.event_id):
-            return "duplicate"
-        if event.citizen is None:
-            return "ignored"
-        await self._touch_contact(conn, event)
-        if event.kind in (EventKind.FOLLOW, EventKind.UNFOLLOW):
-            await conn.execute(
-                """INSERT INTO followers (oa_id, citizen_pseudonym, following, source,
-                                          changed_at)
+    async def _touch_contacts(self, conn: asyncpg.Connection, events: list[ZaloEvent]) -> None:
+        rows = [
+            (
+                e.oa_id,
+                e.citizen.pseudonym,
+                e.citizen.sealed_user_id,
+                e.citizen.anonymous,
+                e.citizen.sealed_conversation_id,
+                e.occurred_at,
+            )
+            for e in events
+            if e.citizen is not None and e.citizen.sealed_user_id is not None
+        ]
+        if rows:
+            await conn.executemany(_UPSERT_CONTACT, rows)
+
+    async def _follows(self, conn: asyncpg.Connection, events: list[ZaloEvent]) -> None:
+        if events:
+            await conn.executemany(
+                """INSERT INTO followers (oa_id, citizen_pseudonym, following, source, changed_at)
                    VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (oa_id, citizen_pseudonym) DO UPDATE
                    SET following = EXCLUDED.following, source = EXCLUDED.source,
                        changed_at = EXCLUDED.changed_at
                    WHERE followers.changed_at <= EXCLUDED.changed_at""",
-                event.oa_id,
-                event.citizen.pseudonym,
-                event.kind is EventKind.FOLLOW,
-                event.follow_source,
-                event.occurred_at,
+                [
+                    (
+                        e.oa_id,
+                        e.citizen.pseudonym,
+                        e.kind is EventKind.FOLLOW,
+                        e.follow_source,
+                        e.occurred_at,
+                    )
+                    for e in events
+                    if e.citizen is not None
+                ],
             )
-            return event.kind.value
-        if event.kind is not EventKind.MESSAGE or event.message is None:
-            return "recorded"
-        return await self._message(conn, event, touched)
 
-    async def _touch_contact(self, conn: asyncpg.Connection, event: ZaloEvent) -> None:
-        citizen = event.citizen
-        assert citizen is not None
-        if citizen.sealed_user_id is None:
-            return
-        await conn.execute(
-            """INSERT INTO citizen_contacts (oa_id, citizen_pseudonym, sealed_user_id, anonymous,
-                                             sealed_conversation_id, last_interaction_at)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (oa_id, citizen_pseudonym) DO UPDATE
-               SET sealed_user_id = EXCLUDED.sealed_user_id,
-                   anonymous = EXCLUDED.anonymous,
-                   sealed_conversation_id = COALESCE(EXCLUDED.sealed_conversation_id,
-                                                     citizen_contacts.sealed_conversation_id),
-                   last_interaction_at = GREATEST(citizen_contacts.last_interaction_at,
-                                                  EXCLUDED.last_interaction_at)""",
-            event.oa_id,
-            citizen.pseudonym,
-            citizen.sealed_user_id,
-            citizen.anonymous,
-            citizen.sealed_conversation_id,
-            event.occurred_at,
+    async def _messages(
+        self, conn: asyncpg.Connection, events: list[ZaloEvent], touched: dict[uuid.UUID, _Touched]
+    ) -> list[str]:
+        """Group messages into cases (in memory, over the open cases locked for the batch),
+        open the new cases and store the messages, all set-based."""
+        pairs = list(
+            dict.fromkeys((e.oa_id, e.citizen.pseudonym) for e in events if e.citizen is not None)
         )
-
-    # -- messages ----------------------------------------------------------------------------
-    async def _message(
-        self, conn: asyncpg.Connection, event: ZaloEvent, touched: dict[uuid.UUID, _Touched]
-    ) -> str:
-        citizen = event.citizen
-        message = event.message
-        assert citizen is not None
-        assert message is not None
-        case_id = await conn.fetchval(
-            """SELECT id FROM cases
-               WHERE oa_id = $1 AND citizen_pseudonym = $2
-                 AND status NOT IN ('closed', 'rejected')
-                 AND last_message_at >= $3 AND opened_at <= $4
-               ORDER BY last_message_at DESC LIMIT 1 FOR UPDATE""",
-            event.oa_id,
-            citizen.pseudonym,
-            event.occurred_at - self.quiet_gap,
-            event.occurred_at + self.quiet_gap,
-        )
-        created = case_id is None
-        if case_id is None:
-            case_id = await self._open_case(conn, event)
-        attachments = [a.model_dump(exclude_none=True) for a in message.attachments]
-        await conn.execute(
+        earliest = min(e.occurred_at for e in events) - self.quiet_gap
+        open_cases: dict[tuple[str, str], list[_Span]] = {}
+        for r in await conn.fetch(
+            """SELECT id, oa_id, citizen_pseudonym, opened_at, last_message_at FROM cases
+               WHERE (oa_id, citizen_pseudonym) IN (
+                       SELECT * FROM unnest($1::text[], $2::text[]))
+                 AND status NOT IN ('closed', 'rejected') AND last_message_at >= $3
+               ORDER BY last_message_at FOR UPDATE""",
+            [p[0] for p in pairs],
+            [p[1] for p in pairs],
+            earliest,
+        ):
+            open_cases.setdefault((r["oa_id"], r["citizen_pseudonym"]), []).append(
+                _Span(r["id"], r["opened_at"], r["last_message_at"], new=False)
+            )
+        outcomes = []
+        assigned: list[_Span] = []
+        for e in events:
+            assert e.citizen is not None
+            spans = open_cases.setdefault((e.oa_id, e.citizen.pseudonym), [])
+            fits = [
+                c
+                for c in spans
+                if c.last >= e.occurred_at - self.quiet_gap
+                and c.first <= e.occurred_at + self.quiet_gap
+            ]
+            if fits:
+                span = max(fits, key=lambda c: c.last)
+                outcomes.append("joined")
+            else:
+                span = _Span(uuid.uuid4(), e.occurred_at, e.occurred_at, new=True)
+                spans.append(span)
+                outcomes.append("opened")
+            span.first = min(span.first, e.occurred_at)
+            span.last = max(span.last, e.occurred_at)
+            span.count += 1
+            assigned.append(span)
+            previous = touched.get(span.id)
+            touched[span.id] = _Touched(
+                event=e, created=span.new or (previous is not None and previous.created)
+            )
+        new = {s.id: (s, e) for s, e in zip(assigned, events, strict=True) if s.new}
+        await self._open_cases(conn, list(new.values()))
+        await conn.executemany(
             """INSERT INTO case_messages (case_id, event_id, msg_id, event_name, text,
                                           attachments, occurred_at)
                VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)""",
-            case_id,
-            event.event_id,
-            message.msg_id,
-            event.event_name,
-            message.text,
-            json.dumps(attachments, ensure_ascii=False),
-            event.occurred_at,
+            [
+                (
+                    s.id,
+                    e.event_id,
+                    e.message.msg_id,
+                    e.event_name,
+                    e.message.text,
+                    json.dumps(
+                        [a.model_dump(exclude_none=True) for a in e.message.attachments],
+                        ensure_ascii=False,
+                    ),
+                    e.occurred_at,
+                )
+                for s, e in zip(assigned, events, strict=True)
+                if e.message is not None
+            ],
         )
-        # Keep the case's time span current at once: the next event of this batch groups on it.
+        spans = {s.id: s for s in assigned}
         await conn.execute(
-            """UPDATE cases SET last_message_at = GREATEST(last_message_at, $2),
-                 opened_at = LEAST(opened_at, $2), message_count = message_count + 1
-               WHERE id = $1""",
-            case_id,
-            event.occurred_at,
+            """UPDATE cases c SET last_message_at = GREATEST(c.last_message_at, u.last),
+                 opened_at = LEAST(c.opened_at, u.first), message_count = c.message_count + u.n
+               FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::int[])
+                    AS u(id, first, last, n)
+               WHERE c.id = u.id""",
+            list(spans),
+            [s.first for s in spans.values()],
+            [s.last for s in spans.values()],
+            [s.count for s in spans.values()],
         )
-        previous = touched.get(case_id)
-        touched[case_id] = _Touched(
-            event=event,
-            created=created or (previous is not None and previous.created),
-        )
-        return "opened" if created else "joined"
+        return outcomes
+
+    async def _open_cases(
+        self, conn: asyncpg.Connection, new: list[tuple[_Span, ZaloEvent]]
+    ) -> None:
+        pending = new
+        for _ in range(8):
+            if not pending:
+                return
+            refs = [new_reference(self.rules.reference_prefix) for _ in pending]
+            made = {
+                r["id"]
+                for r in await conn.fetch(
+                    """INSERT INTO cases (id, reference, oa_id, citizen_pseudonym, category,
+                                          urgency, opened_at, last_message_at, version)
+                       SELECT id, ref, oa, ps, 'other', 'low', at, at, 0
+                       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],
+                                   $5::timestamptz[]) AS u(id, ref, oa, ps, at)
+                       ON CONFLICT (reference) DO NOTHING RETURNING id""",
+                    [s.id for s, _ in pending],
+                    refs,
+                    [e.oa_id for _, e in pending],
+                    [_pseudonym(e) for _, e in pending],
+                    [s.first for s, _ in pending],
+                )
+            }
+            # message_count starts at 0: the batch's UPDATE adds every message.
+            pending = [(s, e) for s, e in pending if s.id not in made]
+        raise RuntimeError("could not draw unique case references")
 
     async def _retriage(self, conn: asyncpg.Connection, touched: dict[uuid.UUID, _Touched]) -> None:
         ids = list(touched)
@@ -261,24 +385,6 @@ class TriageService:
             if isinstance(a.get("description"), str)
         ]
         return "\n".join([*texts, *captions])[-_MAX_TEXT:]
-
-    async def _open_case(self, conn: asyncpg.Connection, event: ZaloEvent) -> uuid.UUID:
-        assert event.citizen is not None
-        for _ in range(8):
-            row = await conn.fetchval(
-                """INSERT INTO cases (id, reference, oa_id, citizen_pseudonym, category,
-                                      urgency, opened_at, last_message_at, version)
-                   VALUES ($1, $2, $3, $4, 'other', 'low', $5, $5, 0)
-                   ON CONFLICT (reference) DO NOTHING RETURNING id""",
-                uuid.uuid4(),
-                new_reference(self.rules.reference_prefix),
-                event.oa_id,
-                event.citizen.pseudonym,
-                event.occurred_at,
-            )
-            if row is not None:
-                return row
-        raise RuntimeError("could not draw a unique case reference")
 
     def _decide(
         self,
