@@ -40,6 +40,7 @@ __all__ = [
     "claim",
     "create_pool",
     "enqueue",
+    "enqueue_many",
     "migrations_dir",
 ]
 
@@ -113,6 +114,32 @@ async def enqueue(conn: asyncpg.Connection, spec: TopicSpec, model: Envelope) ->
         model.event_id,
     )
     return status.endswith(" 1")
+
+
+async def enqueue_many(
+    conn: asyncpg.Connection, items: Sequence[tuple[TopicSpec, Envelope]]
+) -> None:
+    """:func:`enqueue` for many messages in one round trip (order kept)."""
+    rows = []
+    for spec, model in items:
+        if spec.value_model is None or not isinstance(model, spec.value_model):
+            raise TypeError(f"{type(model).__name__} is not the value model of {spec.name}")
+        headers = envelope_headers(model) | {"correlation_id": model.correlation_id}
+        rows.append(
+            (
+                spec.name,
+                model.partition_key().encode(),  # type: ignore[attr-defined]
+                encode(model),
+                json.dumps(headers),
+                model.event_id,
+            )
+        )
+    if rows:
+        await conn.executemany(
+            """INSERT INTO outbox (topic, key, value, headers, event_id)
+               VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (topic, event_id) DO NOTHING""",
+            rows,
+        )
 
 
 class OutboxRelayError(Exception):

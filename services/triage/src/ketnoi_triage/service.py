@@ -38,14 +38,14 @@ from ketnoi_shared.contracts import (
     Urgency,
     ZaloEvent,
 )
-from ketnoi_shared.db import enqueue
+from ketnoi_shared.db import enqueue, enqueue_many
 from ketnoi_shared.metrics import INBOX_DUPLICATES
 
 from .classify.taxonomy import TIP_CATEGORIES
 from .directory import Directory
 from .engine import Triage, TriageResult
 from .replies import acknowledgement, greeting_reply
-from .routing import RoutingRules
+from .routing import Route, RoutingRules
 
 __all__ = ["CaseDecision", "TriageService"]
 
@@ -362,18 +362,22 @@ class TriageService:
         }
         texts = [self._case_text(messages[i]) for i in ids]
         results = self.engine.classify_many(texts)
-        for case_id, result in zip(ids, results, strict=True):
-            case, rows, event = cases[case_id], messages[case_id], touched[case_id].event
-            decision = self._decide(result, rows, operators.get(case_id))
+        decisions = {
+            case_id: self._decide(result, messages[case_id], operators.get(case_id))
+            for case_id, result in zip(ids, results, strict=True)
+        }
+        for case_id, decision in decisions.items():
             if (
                 touched[case_id].created
                 and decision.category == "other"
                 and (decision.subcategory in ("greeting", "thanks"))
             ):
                 # Greetings and thanks are answered, not acknowledged as tips.
-                await self._greet(conn, event, thanks=decision.subcategory == "thanks")
-            updated = await self._apply(conn, case, decision, event)
-            await self._acknowledge_once(conn, updated, decision, event)
+                await self._greet(
+                    conn, touched[case_id].event, thanks=decision.subcategory == "thanks"
+                )
+        updated = await self._apply(conn, cases, decisions, touched)
+        await self._acknowledge(conn, updated, decisions, touched)
 
     @staticmethod
     def _case_text(rows: Sequence[asyncpg.Record]) -> str:
@@ -432,75 +436,107 @@ class TriageService:
                     return float(loc["latitude"]), float(loc["longitude"])
         return None
 
-    async def _apply(
-        self,
-        conn: asyncpg.Connection,
-        case: asyncpg.Record,
-        decision: CaseDecision,
-        event: ZaloEvent,
-    ) -> asyncpg.Record:
+    def _route(self, case: asyncpg.Record, decision: CaseDecision) -> Route:
         ward_unit = None
         if decision.location and not decision.outside_province:
             unit = self.directory.by_code.get(str(decision.location.get("ward_code")))
             ward_unit = unit.id if unit else None
         oa_unit = self.directory.by_oa.get(case["oa_id"])
-        route = self.rules.route(
+        return self.rules.route(
             category=decision.category,
             subcategory=decision.subcategory,
             urgency=decision.urgency,
             ward_unit_id=ward_unit,
             oa_unit_id=oa_unit.id if oa_unit else None,
         )
-        changed = (
-            case["category"],
-            case["subcategory"],
-            case["urgency"],
-            case["owner_unit_id"],
-            case["location"] and json.loads(case["location"]),
-        ) != (
-            decision.category,
-            decision.subcategory,
-            decision.urgency,
-            route.owner_unit_id,
-            decision.location,
+
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        cases: dict[uuid.UUID, asyncpg.Record],
+        decisions: dict[uuid.UUID, CaseDecision],
+        touched: dict[uuid.UUID, _Touched],
+    ) -> dict[uuid.UUID, asyncpg.Record]:
+        """Write every case's new decision in one statement, record the decisions that
+        changed something, and queue ``reports.triaged.v1`` for every case."""
+        ids = list(decisions)
+        routes = {i: self._route(cases[i], decisions[i]) for i in ids}
+        locations = [
+            json.dumps(decisions[i].location, ensure_ascii=False) if decisions[i].location else None
+            for i in ids
+        ]
+        rows = await conn.fetch(
+            """UPDATE cases c SET category = u.category, subcategory = u.subcategory,
+                 urgency = u.urgency, confidence = u.confidence, explanation = u.explanation,
+                 decided_by = u.decided_by, owner_unit_id = u.owner,
+                 info_unit_ids = CASE WHEN u.info = '' THEN '{}'::text[]
+                                      ELSE string_to_array(u.info, ',') END,
+                 lane = u.lane, location = u.location::jsonb,
+                 location_unknown = u.location_unknown, outside_province = u.outside,
+                 version = c.version + 1
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::real[],
+                           $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                           $11::text[], $12::boolean[], $13::boolean[])
+                    AS u(id, category, subcategory, urgency, confidence, explanation,
+                         decided_by, owner, info, lane, location, location_unknown, outside)
+               WHERE c.id = u.id RETURNING c.*""",
+            ids,
+            [decisions[i].category for i in ids],
+            [decisions[i].subcategory for i in ids],
+            [decisions[i].urgency for i in ids],
+            [decisions[i].confidence for i in ids],
+            [decisions[i].explanation for i in ids],
+            [decisions[i].decided_by for i in ids],
+            [routes[i].owner_unit_id for i in ids],
+            [",".join(routes[i].info_unit_ids) for i in ids],
+            [routes[i].lane for i in ids],
+            locations,
+            [routes[i].location_unknown for i in ids],
+            [decisions[i].outside_province for i in ids],
         )
-        row = await conn.fetchrow(
-            """UPDATE cases SET category = $2, subcategory = $3, urgency = $4, confidence = $5,
-                 explanation = $6, decided_by = $7, owner_unit_id = $8, info_unit_ids = $9,
-                 lane = $10, location = $11::jsonb, location_unknown = $12,
-                 outside_province = $13, version = version + 1
-               WHERE id = $1 RETURNING *""",
-            case["id"],
-            decision.category,
-            decision.subcategory,
-            decision.urgency,
-            decision.confidence,
-            decision.explanation,
-            decision.decided_by,
-            route.owner_unit_id,
-            list(route.info_unit_ids),
-            route.lane,
-            json.dumps(decision.location, ensure_ascii=False) if decision.location else None,
-            route.location_unknown,
-            decision.outside_province,
-        )
+        updated = {r["id"]: r for r in rows}
+        changed = [
+            i
+            for i in ids
+            if (
+                cases[i]["category"],
+                cases[i]["subcategory"],
+                cases[i]["urgency"],
+                cases[i]["owner_unit_id"],
+                cases[i]["location"] and json.loads(cases[i]["location"]),
+            )
+            != (
+                decisions[i].category,
+                decisions[i].subcategory,
+                decisions[i].urgency,
+                routes[i].owner_unit_id,
+                decisions[i].location,
+            )
+        ]
         if changed:
-            await conn.execute(
+            await conn.executemany(
                 """INSERT INTO triage_decisions (case_id, version, decided_by, category,
                        subcategory, urgency, confidence, explanation, location)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)""",
-                row["id"],
-                row["version"],
-                decision.decided_by,
-                decision.category,
-                decision.subcategory,
-                decision.urgency,
-                decision.confidence,
-                decision.explanation,
-                row["location"],
+                [
+                    (
+                        i,
+                        updated[i]["version"],
+                        decisions[i].decided_by,
+                        decisions[i].category,
+                        decisions[i].subcategory,
+                        decisions[i].urgency,
+                        decisions[i].confidence,
+                        decisions[i].explanation,
+                        updated[i]["location"],
+                    )
+                    for i in changed
+                ],
             )
-        await enqueue(conn, REPORTS_TRIAGED, self._contract(row, event))
-        return row
+        await enqueue_many(
+            conn, [(REPORTS_TRIAGED, self._contract(updated[i], touched[i].event)) for i in ids]
+        )
+        return updated
 
     def _contract(self, row: asyncpg.Record, event: ZaloEvent) -> TriagedCase:
         location = json.loads(row["location"]) if row["location"] else None
@@ -557,43 +593,67 @@ class TriageService:
             sealed_conversation_id=contact["sealed_conversation_id"],
         )
 
-    async def _acknowledge_once(
+    async def _acknowledge(
         self,
         conn: asyncpg.Connection,
-        case: asyncpg.Record,
-        decision: CaseDecision,
-        event: ZaloEvent,
+        cases: dict[uuid.UUID, asyncpg.Record],
+        decisions: dict[uuid.UUID, CaseDecision],
+        touched: dict[uuid.UUID, _Touched],
     ) -> None:
-        needs_ack = decision.category in TIP_CATEGORIES or decision.urgency == "emergency"
-        if not needs_ack or case["ack_requested_at"] is not None:
+        """One acknowledgement per tip (and per emergency), the first time a case is one."""
+        due = [
+            i
+            for i, case in cases.items()
+            if case["ack_requested_at"] is None
+            and (decisions[i].category in TIP_CATEGORIES or decisions[i].urgency == "emergency")
+        ]
+        if not due:
             return
-        recipient = await self._recipient(conn, case["oa_id"], case["citizen_pseudonym"])
-        if recipient is None:
-            return
-        unit_name = self.directory.name(case["owner_unit_id"])
-        request = NotifyRequest(
-            event_id=f"ack:{case['id']}",
-            occurred_at=event.occurred_at,
-            correlation_id=event.correlation_id,
-            oa_id=case["oa_id"],
-            recipient=recipient,
-            kind=NotifyKind.ACK,
-            text=acknowledgement(
-                reference=case["reference"],
-                unit_name=unit_name,
-                urgency=decision.urgency,
-                disaster=decision.disaster,
-            ),
-            quote_message_id=event.message.msg_id if event.message else None,
-            case_id=str(case["id"]),
-            reference=case["reference"],
-        )
-        await enqueue(conn, NOTIFY_REQUESTS, request)
+        contacts = {
+            (r["oa_id"], r["citizen_pseudonym"]): r
+            for r in await conn.fetch(
+                """SELECT * FROM citizen_contacts WHERE (oa_id, citizen_pseudonym) IN (
+                       SELECT * FROM unnest($1::text[], $2::text[]))""",
+                [cases[i]["oa_id"] for i in due],
+                [cases[i]["citizen_pseudonym"] for i in due],
+            )
+        }
+        requests = []
+        for i in due:
+            case, decision, event = cases[i], decisions[i], touched[i].event
+            contact = contacts.get((case["oa_id"], case["citizen_pseudonym"]))
+            if contact is None:
+                continue
+            requests.append(
+                NotifyRequest(
+                    event_id=f"ack:{case['id']}",
+                    occurred_at=event.occurred_at,
+                    correlation_id=event.correlation_id,
+                    oa_id=case["oa_id"],
+                    recipient=NotifyRecipient(
+                        pseudonym=case["citizen_pseudonym"],
+                        sealed_user_id=contact["sealed_user_id"],
+                        anonymous=contact["anonymous"],
+                        sealed_conversation_id=contact["sealed_conversation_id"],
+                    ),
+                    kind=NotifyKind.ACK,
+                    text=acknowledgement(
+                        reference=case["reference"],
+                        unit_name=self.directory.name(case["owner_unit_id"]),
+                        urgency=decision.urgency,
+                        disaster=decision.disaster,
+                    ),
+                    quote_message_id=event.message.msg_id if event.message else None,
+                    case_id=str(case["id"]),
+                    reference=case["reference"],
+                )
+            )
+        await enqueue_many(conn, [(NOTIFY_REQUESTS, r) for r in requests])
         await conn.execute(
             """UPDATE cases SET ack_requested_at = now(),
                  status = CASE WHEN status = 'new' THEN 'acknowledged' ELSE status END
-               WHERE id = $1""",
-            case["id"],
+               WHERE id = ANY($1::uuid[])""",
+            [uuid.UUID(r.case_id) for r in requests if r.case_id],
         )
 
     async def _greet(self, conn: asyncpg.Connection, event: ZaloEvent, *, thanks: bool) -> None:

@@ -17,7 +17,7 @@ class TriageSettings(CommonSettings):
         description="Minutes of silence after which a citizen's next message opens a new case.",
     )
     triage_batch_max: int = Field(
-        default=200, description="Most events triage applies in one transaction."
+        default=500, description="Most events triage applies in one transaction."
     )
     triage_province: str = Field(
         default="Lâm Đồng", description="Province of the OAs this deployment serves."
