@@ -31,46 +31,10 @@ FIELDS = [
     "split",
     "note",
 ]
-TAXONOMY = {
-    "crime": [
-        "theft",
-        "robbery_snatching",
-        "fraud",
-        "fraud_online",
-        "assault",
-        "homicide",
-        "weapons",
-        "drug_trafficking",
-        "loan_shark",
-        "extortion",
-        "property_damage",
-        "trafficking_persons",
-        "child_abuse",
-    ],
-    "social_evils": ["drug_use", "gambling", "prostitution"],
-    "traffic": [
-        "accident",
-        "street_racing",
-        "drunk_driving",
-        "overload",
-        "obstruction",
-        "road_hazard",
-        "parking",
-        "jam",
-    ],
-    "public_order": ["fight", "noise", "dispute", "suspicious", "lost_found"],
-    "admin": [
-        "residence",
-        "id_card",
-        "vneid",
-        "vehicle_registration",
-        "passport",
-        "criminal_record",
-        "lost_documents",
-        "how_to_report",
-    ],
-    "other": ["greeting", "thanks", "spam", "unrelated"],
-}
+# The label contract lives in the triage package (one source of truth).
+from ketnoi_triage.classify.taxonomy import SUBCATEGORIES  # noqa: E402
+
+TAXONOMY = {category: list(subs) for category, subs in SUBCATEGORIES.items()}
 URGENCIES = ["emergency", "high", "normal", "low"]
 SPLITS = ["train", "test"]
 NEAR_DUP = 0.8  # char-4-gram Jaccard between a test and a train text

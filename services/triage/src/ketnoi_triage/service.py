@@ -103,6 +103,16 @@ class CaseDecision:
     disaster: bool
 
 
+def _recipient_of(contact: asyncpg.Record) -> NotifyRecipient:
+    """Where a reply to a citizen goes: their pseudonym and sealed ids, never clear ones."""
+    return NotifyRecipient(
+        pseudonym=contact["citizen_pseudonym"],
+        sealed_user_id=contact["sealed_user_id"],
+        anonymous=contact["anonymous"],
+        sealed_conversation_id=contact["sealed_conversation_id"],
+    )
+
+
 def _pseudonym(event: ZaloEvent) -> str:
     assert event.citizen is not None
     return event.citizen.pseudonym
@@ -584,14 +594,7 @@ class TriageService:
             oa_id,
             pseudonym,
         )
-        if contact is None:
-            return None
-        return NotifyRecipient(
-            pseudonym=pseudonym,
-            sealed_user_id=contact["sealed_user_id"],
-            anonymous=contact["anonymous"],
-            sealed_conversation_id=contact["sealed_conversation_id"],
-        )
+        return None if contact is None else _recipient_of(contact)
 
     async def _acknowledge(
         self,
@@ -630,12 +633,7 @@ class TriageService:
                     occurred_at=event.occurred_at,
                     correlation_id=event.correlation_id,
                     oa_id=case["oa_id"],
-                    recipient=NotifyRecipient(
-                        pseudonym=case["citizen_pseudonym"],
-                        sealed_user_id=contact["sealed_user_id"],
-                        anonymous=contact["anonymous"],
-                        sealed_conversation_id=contact["sealed_conversation_id"],
-                    ),
+                    recipient=_recipient_of(contact),
                     kind=NotifyKind.ACK,
                     text=acknowledgement(
                         reference=case["reference"],
