@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 
 __all__ = ["Route", "RoutingRules", "default_rules_path"]
+
+log = structlog.get_logger("ketnoi.triage")
 
 
 def default_rules_path() -> Path:
@@ -40,12 +43,24 @@ class RoutingRules:
     _rules: dict[str, Any] = field(default_factory=dict)
 
     def _current(self) -> dict[str, Any]:
+        """The rules, re-read when the file changed. A broken edit keeps the rules in force
+        (and says so in the log): a typo must not stop triage or dead-letter tips."""
         mtime = os.stat(self.path).st_mtime
         if mtime != self._mtime:
-            rules = yaml.safe_load(self.path.read_text())
-            if not isinstance(rules, dict) or "copies" not in rules:
-                raise ValueError(f"{self.path}: not a routing rules file")
+            try:
+                rules = yaml.safe_load(self.path.read_text())
+                if not isinstance(rules, dict) or "copies" not in rules:
+                    raise ValueError(f"{self.path}: not a routing rules file")
+            except (ValueError, yaml.YAMLError) as exc:
+                if not self._rules:
+                    raise
+                log.error(
+                    "routing rules not reloaded, keeping the previous ones", error=str(exc)[:200]
+                )
+                self._mtime = mtime
+                return self._rules
             self._rules, self._mtime = rules, mtime
+            log.info("routing rules loaded", path=str(self.path))
         return self._rules
 
     @property
