@@ -28,6 +28,13 @@ class Route:
     location_unknown: bool
 
 
+def _read_rules(path: Path) -> dict[str, Any]:
+    rules = yaml.safe_load(path.read_text())
+    if not isinstance(rules, dict) or "copies" not in rules:
+        raise ValueError(f"{path}: not a routing rules file")
+    return rules
+
+
 def _matches(when: dict[str, Any], facts: dict[str, str]) -> bool:
     for key, expected in when.items():
         allowed = expected if isinstance(expected, list) else [expected]
@@ -48,13 +55,11 @@ class RoutingRules:
         mtime = os.stat(self.path).st_mtime
         if mtime != self._mtime:
             try:
-                rules = yaml.safe_load(self.path.read_text())
-                if not isinstance(rules, dict) or "copies" not in rules:
-                    raise ValueError(f"{self.path}: not a routing rules file")
+                rules = _read_rules(self.path)
             except (ValueError, yaml.YAMLError) as exc:
                 if not self._rules:
                     raise
-                log.error(
+                log.error(  # noqa: TRY400 - the message says it all; no traceback needed
                     "routing rules not reloaded, keeping the previous ones", error=str(exc)[:200]
                 )
                 self._mtime = mtime
