@@ -10,7 +10,8 @@ import unicodedata
 
 import pytest
 
-from ketnoi_triage.classify import TriageModel
+from ketnoi_triage.classify import TriageModel, load_corpus
+from ketnoi_triage.classify.fastvec import CachedCharWB
 from ketnoi_triage.classify.features import match_cues, prepare
 from ketnoi_triage.classify.taxonomy import SUBCATEGORIES
 
@@ -140,3 +141,12 @@ def test_classify_command_reads_json_and_plain_lines():
     assert all(keys <= set(r) for r in rows)
     assert rows[0]["category"] == "crime"
     assert rows[1]["category"] == "admin"
+
+
+def test_cached_char_transform_equals_sklearn(model: TriageModel):
+    texts = [prepare(r["text"]).folded for r in load_corpus()[:500]]
+    texts += ["", "a", "ab", "x  y\tz", "😭", "đ" * 40]
+    reference = model.chars.transform(texts)
+    fast = CachedCharWB(model.chars).transform(texts)
+    assert reference.shape == fast.shape
+    assert abs(reference - fast).max() < 1e-6

@@ -24,12 +24,13 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
+from .fastvec import CachedCharWB
 from .features import CUES, Prepared, match_cues, prepare
 from .taxonomy import CATEGORY_VI, SUBCATEGORIES, SUBCATEGORY_VI, URGENCY_VI
 
 __all__ = ["Prediction", "TriageModel", "corpus_path", "load_corpus"]
 
-MODEL_VERSION: Final = "2"
+MODEL_VERSION: Final = "3"
 CUE_WEIGHT: Final = 1.0
 #: 5-fold cross-validation on the training split put the model alone at 0.06 for an emergency
 #: recall of 0.95 (precision 0.43). With the imminent-danger rule below catching the
@@ -115,14 +116,24 @@ class TriageModel:
         self.subcategory = LinearSVC(C=0.5, class_weight="balanced")
         self.urgency = LinearSVC(C=0.5, class_weight="balanced")
 
+    def _fast_chars(self) -> CachedCharWB:
+        fast: CachedCharWB | None = self.__dict__.get("_fast")
+        if fast is None:
+            fast = self.__dict__["_fast"] = CachedCharWB(self.chars)
+        return fast
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_fast"}  # caches stay local
+
     # -- features ----------------------------------------------------------------------------
     def _features(self, prepared: Sequence[Prepared], *, fit: bool = False) -> sparse.csr_matrix:
         texts = [p.folded for p in prepared]
         if fit:
+            self.__dict__.pop("_fast", None)
             chars = self.chars.fit_transform(texts)
             words = self.words.fit_transform(texts)
         else:
-            chars = self.chars.transform(texts)
+            chars = self._fast_chars().transform(texts)
             words = self.words.transform(texts)
         return sparse.hstack([chars, words, _cue_matrix(prepared)], format="csr")
 
