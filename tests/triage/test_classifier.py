@@ -11,7 +11,7 @@ import unicodedata
 import pytest
 
 from ketnoi_triage.classify import TriageModel, load_corpus
-from ketnoi_triage.classify.fastvec import CachedCharWB
+from ketnoi_triage.classify.fastvec import CachedCharWB, FastWords
 from ketnoi_triage.classify.features import match_cues, prepare
 from ketnoi_triage.classify.taxonomy import SUBCATEGORIES
 
@@ -143,10 +143,12 @@ def test_classify_command_reads_json_and_plain_lines():
     assert rows[1]["category"] == "admin"
 
 
-def test_cached_char_transform_equals_sklearn(model: TriageModel):
+def test_fast_transforms_equal_sklearn(model: TriageModel):
     texts = [prepare(r["text"]).folded for r in load_corpus()[:500]]
     texts += ["", "a", "ab", "x  y\tz", "😭", "đ" * 40]
-    reference = model.chars.transform(texts)
-    fast = CachedCharWB(model.chars).transform(texts)
-    assert reference.shape == fast.shape
-    assert abs(reference - fast).max() < 1e-6
+    for reference, fast in (
+        (model.chars.transform(texts), CachedCharWB(model.chars).transform(texts)),
+        (model.words.transform(texts), FastWords(model.words).transform(texts)),
+    ):
+        assert reference.shape == fast.shape
+        assert abs(reference - fast).max() < 1e-6

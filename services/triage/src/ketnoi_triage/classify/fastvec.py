@@ -10,6 +10,8 @@ give the same matrix on the corpus.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -18,7 +20,26 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-__all__ = ["CachedCharWB"]
+__all__ = ["CachedCharWB", "FastWords"]
+
+
+def _tfidf(rows: list[dict[int, int]], idf: np.ndarray, dtype: Any) -> Any:
+    """Sublinear tf × idf, rows l2-normalised: what TfidfVectorizer(sublinear_tf=True) does."""
+    indptr = [0]
+    indices: list[int] = []
+    counts: list[int] = []
+    for row in rows:
+        indices.extend(row)
+        counts.extend(row.values())
+        indptr.append(len(indices))
+    cols = np.asarray(indices, dtype=np.int64)
+    data = (1.0 + np.log(np.asarray(counts, dtype=np.float64))) * idf[cols]
+    matrix = sparse.csr_matrix(
+        (data, cols, np.asarray(indptr, dtype=np.int64)), shape=(len(rows), len(idf))
+    )
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return (sparse.diags(1.0 / norms) @ matrix).astype(dtype).tocsr()
 
 
 class CachedCharWB:
@@ -51,24 +72,38 @@ class CachedCharWB:
         return tuple(found)
 
     def transform(self, texts: Sequence[str]) -> Any:
-        indptr = [0]
-        indices: list[int] = []
-        counts: list[int] = []
+        rows = []
         for text in texts:
             row: dict[int, int] = {}
             for word in text.lower().split():
                 for index in self.word_indices(word):
                     row[index] = row.get(index, 0) + 1
-            indices.extend(row)
-            counts.extend(row.values())
-            indptr.append(len(indices))
-        cols = np.asarray(indices, dtype=np.int64)
-        data = (1.0 + np.log(np.asarray(counts, dtype=np.float64))) * self.idf[cols]
-        matrix = sparse.csr_matrix(
-            (data, cols, np.asarray(indptr, dtype=np.int64)),
-            shape=(len(texts), len(self.idf)),
-        )
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        matrix = sparse.diags(1.0 / norms) @ matrix
-        return matrix.astype(self.dtype).tocsr()
+            rows.append(row)
+        return _tfidf(rows, self.idf, self.dtype)
+
+
+class FastWords:
+    """The same for the fitted word uni/bigram vectoriser (token pattern, lower case)."""
+
+    def __init__(self, fitted: TfidfVectorizer) -> None:
+        if fitted.analyzer != "word" or not fitted.sublinear_tf or fitted.norm != "l2":
+            raise ValueError("only a fitted word, sublinear tf, l2 vectoriser is supported")
+        if fitted.ngram_range != (1, 2) or fitted.stop_words is not None:
+            raise ValueError("only unigrams and bigrams without stop words are supported")
+        self.vocabulary: dict[str, int] = fitted.vocabulary_
+        self.idf = np.asarray(fitted.idf_, dtype=np.float64)
+        self.pattern = re.compile(fitted.token_pattern)
+        self.dtype = fitted.dtype
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        vocabulary = self.vocabulary
+        rows = []
+        for text in texts:
+            tokens = self.pattern.findall(text.lower())
+            row: dict[int, int] = {}
+            for gram in (*tokens, *(f"{a} {b}" for a, b in itertools.pairwise(tokens))):
+                index = vocabulary.get(gram)
+                if index is not None:
+                    row[index] = row.get(index, 0) + 1
+            rows.append(row)
+        return _tfidf(rows, self.idf, self.dtype)

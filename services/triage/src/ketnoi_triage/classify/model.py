@@ -24,7 +24,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from .fastvec import CachedCharWB
+from .fastvec import CachedCharWB, FastWords
 from .features import CUES, Prepared, match_cues, prepare
 from .taxonomy import CATEGORY_VI, SUBCATEGORIES, SUBCATEGORY_VI, URGENCY_VI
 
@@ -116,25 +116,25 @@ class TriageModel:
         self.subcategory = LinearSVC(C=0.5, class_weight="balanced")
         self.urgency = LinearSVC(C=0.5, class_weight="balanced")
 
-    def _fast_chars(self) -> CachedCharWB:
-        fast: CachedCharWB | None = self.__dict__.get("_fast")
+    def _fast(self) -> tuple[CachedCharWB, FastWords]:
+        """Prediction-time transforms equal to the fitted vectorisers (see fastvec)."""
+        fast: tuple[CachedCharWB, FastWords] | None = self.__dict__.get("_transforms")
         if fast is None:
-            fast = self.__dict__["_fast"] = CachedCharWB(self.chars)
+            fast = self.__dict__["_transforms"] = (CachedCharWB(self.chars), FastWords(self.words))
         return fast
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_fast"}  # caches stay local
+        return {k: v for k, v in self.__dict__.items() if k != "_transforms"}  # caches stay local
 
     # -- features ----------------------------------------------------------------------------
     def _features(self, prepared: Sequence[Prepared], *, fit: bool = False) -> sparse.csr_matrix:
         texts = [p.folded for p in prepared]
         if fit:
-            self.__dict__.pop("_fast", None)
+            self.__dict__.pop("_transforms", None)
             chars = self.chars.fit_transform(texts)
             words = self.words.fit_transform(texts)
         else:
-            chars = self._fast_chars().transform(texts)
-            words = self.words.transform(texts)
+            chars, words = (t.transform(texts) for t in self._fast())
         return sparse.hstack([chars, words, _cue_matrix(prepared)], format="csr")
 
     # -- training ----------------------------------------------------------------------------
