@@ -152,6 +152,23 @@ async def test_tip_through_ingest_and_triage_gets_one_acknowledgement(
     # One version per re-triage: per batch of events that touched the case.
     assert [v.version for v in mine_versions] == list(range(1, len(mine_versions) + 1))
     assert mine_versions[-1].message_count == 3
+    # The citizen's Zalo id is a canary: nowhere in clear, in any table or topic.
+    tables = [
+        r["tablename"]
+        for r in await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    ]
+    assert {"cases", "case_messages", "citizen_contacts", "outbox"} <= set(tables)
+    for table in tables:
+        hits = await pool.fetchval(
+            f"SELECT count(*) FROM {table} t WHERE t::text LIKE '%' || $1 || '%'",
+            user,
+        )
+        assert hits == 0, f"the citizen id appears in clear in {table}"
+    for topic in ("zalo.events.v1", "reports.triaged.v1", "notify.requests.v1"):
+        for record in await read_topic(kafka_bootstrap, topic, since_ms=since, timeout=3, idle=1):
+            assert user.encode() not in record.value
+            assert user.encode() not in (record.key or b"")
+            assert all(user.encode() not in v for _, v in record.headers)
     dead = await read_topic(
         kafka_bootstrap, "zalo.events.v1.dlq", since_ms=since, timeout=5, idle=1
     )
