@@ -1,0 +1,24 @@
+"""A thin, typed client of the Zalo OA Open API and OAuth v4."""
+
+from .client import SentMessage, TokenPair, ZaloClient, split_text
+from .errors import (
+    NeedsTokenError,
+    OutsideWindowError,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+    ZaloError,
+)
+
+__all__ = [
+    "NeedsTokenError",
+    "OutsideWindowError",
+    "PermanentError",
+    "RateLimitedError",
+    "RetryableError",
+    "SentMessage",
+    "TokenPair",
+    "ZaloClient",
+    "ZaloError",
+    "split_text",
+]
