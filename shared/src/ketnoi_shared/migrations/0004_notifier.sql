@@ -28,3 +28,11 @@ CREATE TABLE IF NOT EXISTS interaction_window (
     last_interaction_at timestamptz NOT NULL,
     PRIMARY KEY (oa_id, citizen_pseudonym)
 );
+
+-- Requests of OAs that need re-authorisation wait here (not lost, not dropped).
+CREATE TABLE IF NOT EXISTS notify_parked (
+    request_id text PRIMARY KEY,
+    oa_id      text NOT NULL,
+    request    jsonb NOT NULL,
+    parked_at  timestamptz NOT NULL DEFAULT now()
+);

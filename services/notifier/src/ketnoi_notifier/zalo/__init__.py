@@ -2,6 +2,7 @@
 
 from .client import SentMessage, TokenPair, ZaloClient, split_text
 from .errors import (
+    AmbiguousError,
     NeedsTokenError,
     OutsideWindowError,
     PermanentError,
@@ -11,6 +12,7 @@ from .errors import (
 )
 
 __all__ = [
+    "AmbiguousError",
     "NeedsTokenError",
     "OutsideWindowError",
     "PermanentError",

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import httpx
 
-from .errors import PermanentError, RetryableError, ZaloError
+from .errors import AmbiguousError, PermanentError, RetryableError, ZaloError
 
 __all__ = ["SentMessage", "TokenPair", "ZaloClient", "split_text"]
 
@@ -93,6 +93,9 @@ class ZaloClient:
     async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self.http.request(method, url, **kwargs)
+        except (httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:
+            # The request went out; whether Zalo acted on it is unknown.
+            raise AmbiguousError(f"no answer: {type(exc).__name__}") from exc
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timeout: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:

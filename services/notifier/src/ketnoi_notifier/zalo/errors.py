@@ -6,6 +6,8 @@ Library and protocol failures are translated here, at the boundary::
 
     ZaloError
     ├── RetryableError          transport error, timeout, 5xx, -200: try again later
+    │   ├── AmbiguousError      the request was written but no answer came: it may have been
+    │   │                       delivered; look at the conversation before sending again
     │   └── RateLimitedError    -32 (4,000 requests/minute per app): back off
     ├── NeedsTokenError         -216, -220: refresh the OA's token, then resend once
     ├── OutsideWindowError      -230, -232: no interaction in 7 days; never retried
@@ -18,6 +20,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "AmbiguousError",
     "NeedsTokenError",
     "OutsideWindowError",
     "PermanentError",
@@ -73,6 +76,10 @@ class ZaloError(Exception):
 
 class RetryableError(ZaloError):
     """Worth trying again later."""
+
+
+class AmbiguousError(RetryableError):
+    """Sent, but the outcome is unknown (read timeout or connection lost after writing)."""
 
 
 class RateLimitedError(RetryableError):

@@ -1,0 +1,188 @@
+"""Delivery of notify requests on a real PostgreSQL, with respx standing in for Zalo."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+import respx
+import stamina
+
+from ketnoi_notifier.delivery import Delivery
+from ketnoi_notifier.tokens import TokenStore
+from ketnoi_notifier.zalo import TokenPair, ZaloClient
+from ketnoi_shared.contracts import (
+    DeliveryStatus,
+    NotifyKind,
+    NotifyRecipient,
+    NotifyRequest,
+    NotifyResult,
+)
+from ketnoi_shared.identity import IdentityProtector
+
+OA = "4123456789012345678"
+USER = "8123456789012345678"
+CS = "https://openapi.zalo.me/v3.0/oa/message/cs"
+CONVERSATION = "https://openapi.zalo.me/v2.0/oa/conversation"
+OAUTH = "https://oauth.zaloapp.com/v4/oa/access_token"
+OK = {"error": 0, "message": "Success", "data": {"message_id": "zm1", "user_id": USER}}
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff_waits():
+    stamina.set_testing(True, attempts=3)
+    yield
+    stamina.set_testing(False)
+
+
+@pytest.fixture
+async def delivery(pool: asyncpg.Pool, protector: IdentityProtector) -> Delivery:
+    client = ZaloClient()
+    tokens = TokenStore(pool=pool, client=client, protector=protector, app_id="1", app_secret="S")
+    await tokens.save(OA, TokenPair("A0", "R0", 90000))
+    return Delivery(pool=pool, client=client, tokens=tokens, protector=protector)
+
+
+def request(
+    protector: IdentityProtector,
+    text: str = "Đã tiếp nhận tin báo LD-7K2Q9.",
+    request_id: str = "ack:case-1",
+) -> NotifyRequest:
+    return NotifyRequest(
+        event_id=request_id,
+        occurred_at=datetime.now(UTC),
+        correlation_id="c1",
+        oa_id=OA,
+        recipient=NotifyRecipient(
+            pseudonym=protector.pseudonym(USER),
+            sealed_user_id=protector.seal(USER, purpose="zalo_user_id"),
+        ),
+        kind=NotifyKind.ACK,
+        text=text,
+        case_id="case-1",
+        reference="LD-7K2Q9",
+    )
+
+
+async def results(pool: asyncpg.Pool) -> list[NotifyResult]:
+    rows = await pool.fetch(
+        "SELECT value FROM outbox WHERE topic = 'notify.results.v1' ORDER BY id"
+    )
+    return [NotifyResult.model_validate_json(bytes(r["value"])) for r in rows]
+
+
+@respx.mock
+async def test_sent_once_and_a_redelivery_sends_nothing(
+    delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector
+):
+    route = respx.post(CS).mock(return_value=httpx.Response(200, json=OK))
+    req = request(protector)
+    assert await delivery.deliver(req) is DeliveryStatus.SENT
+    assert await delivery.deliver(req) is DeliveryStatus.SENT
+    assert route.call_count == 1
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["recipient"] == {"user_id": USER}, "unsealed only for Zalo"
+    (result,) = await results(pool)
+    assert result.status is DeliveryStatus.SENT
+    assert result.zalo_message_ids == ("zm1",)
+    assert USER not in result.model_dump_json()
+
+
+@respx.mock
+async def test_outside_the_window_fails_fast_without_calling_zalo(
+    delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector
+):
+    route = respx.post(CS).mock(return_value=httpx.Response(200, json=OK))
+    await pool.execute(
+        "INSERT INTO interaction_window VALUES ($1, $2, $3)",
+        OA,
+        protector.pseudonym(USER),
+        datetime.now(UTC) - timedelta(days=8),
+    )
+    assert await delivery.deliver(request(protector)) is DeliveryStatus.FAILED
+    assert route.call_count == 0
+    (result,) = await results(pool)
+    assert result.error_kind.value == "outside_window"
+    assert "7 ngày" in result.error_message
+
+
+@respx.mock
+async def test_invalid_token_is_refreshed_once_and_the_send_retried(
+    delivery: Delivery, protector: IdentityProtector
+):
+    cs = respx.post(CS).mock(
+        side_effect=[
+            httpx.Response(200, json={"error": -216, "message": "Access token is invalid"}),
+            httpx.Response(200, json=OK),
+        ]
+    )
+    refresh = respx.post(OAUTH).mock(
+        return_value=httpx.Response(
+            200, json={"access_token": "A1", "refresh_token": "R1", "expires_in": "90000"}
+        )
+    )
+    assert await delivery.deliver(request(protector)) is DeliveryStatus.SENT
+    assert refresh.call_count == 1
+    assert [c.request.headers["access_token"] for c in cs.calls] == ["A0", "A1"]
+
+
+@respx.mock
+async def test_retryable_errors_are_retried_permanent_ones_are_not(
+    delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector
+):
+    flaky = respx.post(CS).mock(
+        side_effect=[
+            httpx.Response(502),
+            httpx.Response(200, json={"error": -32, "message": "limit"}),
+            httpx.Response(200, json=OK),
+        ]
+    )
+    assert await delivery.deliver(request(protector, request_id="r1")) is DeliveryStatus.SENT
+    assert flaky.call_count == 3
+    blocked = respx.post(CS).mock(
+        return_value=httpx.Response(200, json={"error": -213, "message": "not followed"})
+    )
+    before = blocked.call_count  # respx keeps one route per pattern: count from here
+    assert await delivery.deliver(request(protector, request_id="r2")) is DeliveryStatus.FAILED
+    assert blocked.call_count - before == 1, "a permanent error is not retried"
+    last = (await results(pool))[-1]
+    assert (last.error_code, last.error_kind.value) == (-213, "permanent")
+
+
+@respx.mock
+async def test_a_timeout_after_write_is_checked_in_the_conversation_not_resent(
+    delivery: Delivery, protector: IdentityProtector
+):
+    req = request(protector)
+    cs = respx.post(CS).mock(side_effect=httpx.ReadTimeout("no answer"))
+    history = respx.get(url__startswith=CONVERSATION).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "error": 0,
+                "message": "Success",
+                "data": [{"message_id": "zm9", "message": req.text, "src": 0}],
+            },
+        )
+    )
+    assert await delivery.deliver(req) is DeliveryStatus.SENT
+    assert cs.call_count == 1, "not sent a second time"
+    assert history.call_count == 1
+
+
+@respx.mock
+async def test_an_oa_needing_reauthorisation_parks_messages_until_it_is_fixed(
+    delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector
+):
+    await pool.execute("UPDATE oa_tokens SET needs_reauth = true")
+    cs = respx.post(CS).mock(return_value=httpx.Response(200, json=OK))
+    assert await delivery.deliver(request(protector)) is DeliveryStatus.WAITING_TOKEN
+    assert await pool.fetchval("SELECT count(*) FROM notify_parked") == 1
+    assert await delivery.resume_parked() == 0, "still waiting"
+    await delivery.tokens.save(OA, TokenPair("B0", "S0", 90000))  # re-authorised
+    assert await delivery.resume_parked() == 1
+    assert cs.call_count == 1
+    assert await pool.fetchval("SELECT count(*) FROM notify_parked") == 0
