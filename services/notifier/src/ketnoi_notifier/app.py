@@ -1,0 +1,142 @@
+"""The notifier process: consumes ``notify.requests.v1`` (delivery) and ``zalo.events.v1``
+(the interaction window), resumes parked requests, relays its outbox, serves its probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from fastapi import FastAPI
+
+from ketnoi_shared.contracts import NOTIFY_REQUESTS, ZALO_EVENTS, NotifyRequest, ZaloEvent
+from ketnoi_shared.db import OutboxRelay, create_pool
+from ketnoi_shared.identity import IdentityProtector
+from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker
+from ketnoi_shared.service import consumer_app
+
+from .delivery import Delivery
+from .settings import NotifierSettings
+from .tokens import TokenStore
+from .zalo import ZaloClient
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("ketnoi.notifier")
+
+#: Events that count as an interaction with the OA (README §3.4).
+_INTERACTIONS = frozenset({"message", "follow", "chat_now", "submit_info", "reaction"})
+
+
+@dataclass
+class _State:
+    pool: asyncpg.Pool | None = None
+    client: ZaloClient | None = None
+    delivery: Delivery | None = None
+    relay: OutboxRelay | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+def create_app(settings: NotifierSettings) -> FastAPI:
+    if not settings.database_url:
+        raise SystemExit("the notifier needs KETNOI_DATABASE_URL")
+    if not (settings.zalo_app_id and settings.zalo_app_secret):
+        raise SystemExit("the notifier needs KETNOI_ZALO_APP_ID and KETNOI_ZALO_APP_SECRET")
+    database_url = settings.database_url
+    protector = IdentityProtector.from_keys(
+        pseudonym_key=settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None,
+        seal_key=settings.seal_key.get_secret_value() if settings.seal_key else None,
+        old_seal_keys=settings.seal_old_keys.get_secret_value() if settings.seal_old_keys else None,
+    )
+    broker = make_broker(settings, service="notifier")
+    state = _State()
+
+    @broker.subscriber(
+        NOTIFY_REQUESTS.name,
+        group_id="notifier",
+        ack_policy=CONSUMER_ACK_POLICY,
+        auto_offset_reset="earliest",
+    )
+    async def on_request(request: NotifyRequest) -> None:
+        assert state.delivery is not None
+        status = await state.delivery.deliver(request)
+        log.info("request handled", status=status.value, kind=request.kind.value)
+
+    @broker.subscriber(
+        ZALO_EVENTS.name,
+        group_id="notifier-window",
+        ack_policy=CONSUMER_ACK_POLICY,
+        auto_offset_reset="earliest",
+    )
+    async def on_event(event: ZaloEvent) -> None:
+        assert state.pool is not None
+        if event.citizen is None or event.kind.value not in _INTERACTIONS:
+            return
+        await state.pool.execute(
+            """INSERT INTO interaction_window (oa_id, citizen_pseudonym, last_interaction_at)
+               VALUES ($1, $2, $3) ON CONFLICT (oa_id, citizen_pseudonym) DO UPDATE
+               SET last_interaction_at = GREATEST(interaction_window.last_interaction_at,
+                                                  EXCLUDED.last_interaction_at)""",
+            event.oa_id,
+            event.citizen.pseudonym,
+            event.occurred_at,
+        )
+
+    async def resume_parked() -> None:
+        while True:
+            await asyncio.sleep(15)
+            with contextlib.suppress(Exception):
+                assert state.delivery is not None
+                await state.delivery.resume_parked()
+
+    async def start() -> None:
+        state.pool = await create_pool(database_url, max_size=settings.database_pool_max)
+        state.client = ZaloClient(
+            openapi_url=settings.zalo_openapi_url, oauth_url=settings.zalo_oauth_url
+        )
+        assert settings.zalo_app_id is not None
+        assert settings.zalo_app_secret is not None
+        tokens = TokenStore(
+            pool=state.pool,
+            client=state.client,
+            protector=protector,
+            app_id=settings.zalo_app_id,
+            app_secret=settings.zalo_app_secret.get_secret_value(),
+        )
+        state.delivery = Delivery(
+            pool=state.pool,
+            client=state.client,
+            tokens=tokens,
+            protector=protector,
+            attempts=settings.notifier_send_attempts,
+            timeout_s=settings.notifier_send_timeout_s,
+        )
+        state.relay = OutboxRelay(
+            state.pool, bootstrap=settings.kafka_bootstrap, idempotence=settings.kafka_idempotence
+        )
+        await state.relay.start()
+        state.tasks.append(asyncio.create_task(resume_parked()))
+
+    async def stop() -> None:
+        for task in state.tasks:
+            task.cancel()
+        if state.relay:
+            await state.relay.stop()
+        if state.client:
+            await state.client.aclose()
+        if state.pool:
+            await state.pool.close()
+
+    app = consumer_app(
+        settings,
+        service="notifier",
+        broker=broker,
+        on_startup=start,
+        on_shutdown=stop,
+        pool=lambda: state.pool,
+    )
+    app.state.notifier = state
+    return app
