@@ -14,14 +14,16 @@ import click
 
 from .settings import CommonSettings, load_settings
 
-__all__ = ["docs", "main", "migrate", "topics"]
+__all__ = ["docs", "main", "migrate", "topics", "zalo"]
 
 
 class _PluginGroup(click.Group):
-    """Loads subcommands from the ``ketnoi.cli`` entry points, lazily."""
+    """Loads subcommands from an entry-point group (``ketnoi.cli`` by default), lazily."""
+
+    plugin_group = "ketnoi.cli"
 
     def _eps(self) -> dict[str, Any]:
-        return {ep.name: ep for ep in entry_points(group="ketnoi.cli")}
+        return {ep.name: ep for ep in entry_points(group=self.plugin_group)}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._eps()))
@@ -37,6 +39,15 @@ class _PluginGroup(click.Group):
 @click.group(cls=_PluginGroup)
 def main() -> None:
     """Ketnoi: citizen-to-police tip line on Zalo Official Accounts."""
+
+
+class _ZaloGroup(_PluginGroup):
+    plugin_group = "ketnoi.cli.zalo"
+
+
+@click.group(cls=_ZaloGroup)
+def zalo() -> None:
+    """Tools that act like Zalo or talk to it (signatures, webhooks, OA authorisation)."""
 
 
 def _database_url(settings: CommonSettings) -> str:

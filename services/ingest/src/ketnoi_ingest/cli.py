@@ -10,7 +10,7 @@ import click
 
 from ketnoi_shared.settings import load_settings
 
-__all__ = ["SERVICE", "ingest", "zalo"]
+__all__ = ["SERVICE", "ingest", "send_webhook_cmd", "sign"]
 
 #: How the embedded stack runs this service.
 SERVICE = {"port": 8080, "argv": ["ingest"]}
@@ -30,11 +30,6 @@ def ingest() -> None:
     serve(create_app(settings), settings)
 
 
-@click.group()
-def zalo() -> None:
-    """Tools that act like Zalo (signatures, webhook delivery)."""
-
-
 def _secret(secret: str | None) -> str:
     from .settings import IngestSettings  # noqa: PLC0415
 
@@ -46,7 +41,7 @@ def _secret(secret: str | None) -> str:
     return settings.zalo_oa_secret.get_secret_value()
 
 
-@zalo.command()
+@click.command()
 @click.argument("file", type=click.File("rb"), default="-")
 @click.option("--secret", envvar="KETNOI_ZALO_OA_SECRET", help="OA secret key.")
 def sign(file: click.utils.LazyFile, secret: str | None) -> None:
@@ -57,7 +52,7 @@ def sign(file: click.utils.LazyFile, secret: str | None) -> None:
     click.echo(f"X-ZEvent-Signature: {sign_body(raw, secret=_secret(secret))}")
 
 
-@zalo.command("send-webhook")
+@click.command("send-webhook")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--url", default="http://127.0.0.1:8080/zalo/webhook", show_default=True)
 @click.option("--secret", envvar="KETNOI_ZALO_OA_SECRET", help="OA secret key.")
