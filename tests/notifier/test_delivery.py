@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ import respx
 import stamina
 
 from ketnoi_notifier.delivery import Delivery
+from ketnoi_notifier.ratelimit import SharedRateLimiter
 from ketnoi_notifier.tokens import TokenStore
 from ketnoi_notifier.zalo import TokenPair, ZaloClient
 from ketnoi_shared.contracts import (
@@ -186,3 +188,16 @@ async def test_an_oa_needing_reauthorisation_parks_messages_until_it_is_fixed(
     assert await delivery.resume_parked() == 1
     assert cs.call_count == 1
     assert await pool.fetchval("SELECT count(*) FROM notify_parked") == 0
+
+
+async def test_the_shared_rate_limit_holds_across_replicas(pool: asyncpg.Pool, database_url: str):
+    other = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        a = SharedRateLimiter(pool, "app", per_minute=5)
+        b = SharedRateLimiter(other, "app", per_minute=5)
+        for limiter in (a, b, a, b, a):
+            await asyncio.wait_for(limiter.acquire(), 1)
+        with pytest.raises(TimeoutError):  # the sixth call this minute waits for the next
+            await asyncio.wait_for(b.acquire(), 0.5)
+    finally:
+        await other.close()

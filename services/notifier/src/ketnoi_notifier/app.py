@@ -19,6 +19,7 @@ from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker
 from ketnoi_shared.service import consumer_app
 
 from .delivery import Delivery
+from .ratelimit import SharedRateLimiter
 from .settings import NotifierSettings
 from .tokens import TokenStore
 from .zalo import ZaloClient
@@ -113,6 +114,9 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             protector=protector,
             attempts=settings.notifier_send_attempts,
             timeout_s=settings.notifier_send_timeout_s,
+            limiter=SharedRateLimiter(
+                state.pool, settings.zalo_app_id, settings.notifier_rate_per_minute
+            ),
         )
         state.relay = OutboxRelay(
             state.pool, bootstrap=settings.kafka_bootstrap, idempotence=settings.kafka_idempotence

@@ -38,6 +38,7 @@ from ketnoi_shared.contracts import (
 from ketnoi_shared.db import enqueue
 from ketnoi_shared.identity import IdentityProtector
 
+from .ratelimit import SharedRateLimiter
 from .tokens import NeedsReauthorisationError, TokenStore
 from .zalo import (
     AmbiguousError,
@@ -78,6 +79,7 @@ class Delivery:
     protector: IdentityProtector
     attempts: int = 5
     timeout_s: float = 60.0
+    limiter: SharedRateLimiter | None = None
 
     async def deliver(self, request: NotifyRequest) -> DeliveryStatus:
         """Deliver ``request`` unless the ledger says it already was; returns the outcome."""
@@ -166,6 +168,8 @@ class Delivery:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call(self, request: NotifyRequest, token: str, user_id: str) -> list[SentMessage]:
+        if self.limiter is not None:
+            await self.limiter.acquire()
         recipient = request.recipient
         if recipient.anonymous and recipient.sealed_conversation_id:
             conversation = self.protector.unseal(

@@ -23,6 +23,9 @@ class NotifierSettings(CommonSettings):
     notifier_send_attempts: int = Field(
         default=5, description="Attempts per message on retryable Zalo errors."
     )
+    notifier_rate_per_minute: int = Field(
+        default=4000, description="Zalo API calls per minute for the app, all replicas together."
+    )
     notifier_send_timeout_s: float = Field(
         default=60.0, description="Total time a message may spend in retries."
     )

@@ -36,3 +36,12 @@ CREATE TABLE IF NOT EXISTS notify_parked (
     request    jsonb NOT NULL,
     parked_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Calls to the Zalo API per app and minute, shared by every notifier replica
+-- (Zalo allows 4,000 requests a minute per app).
+CREATE TABLE IF NOT EXISTS zalo_rate (
+    app_id text NOT NULL,
+    minute timestamptz NOT NULL,
+    calls  integer NOT NULL,
+    PRIMARY KEY (app_id, minute)
+);
