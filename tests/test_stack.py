@@ -31,6 +31,9 @@ def _env(data_dir: Path) -> dict[str, str]:
             "KETNOI_DATA_DIR": str(data_dir),
             "KETNOI_EMBEDDED_KAFKA_PORT": str(free_port()),
             "KETNOI_INGEST_PORT": str(free_port()),
+            "KETNOI_TRIAGE_PORT": str(free_port()),
+            "KETNOI_NOTIFIER_PORT": str(free_port()),
+            "KETNOI_SANDBOX_PORT": str(free_port()),
             "KETNOI_LOG_FORMAT": "json",
         }
     )
@@ -78,7 +81,7 @@ def test_up_ready_ctrl_c_clean_and_database_reused(tmp_path: Path):
     proc, state = _run_until_ready(env, data_dir)
     try:
         assert state["kafka_embedded"] and state["database_embedded"]
-        assert set(state["services"]) >= {"ingest"}
+        assert set(state["services"]) >= {"ingest", "triage", "notifier", "sandbox"}
         for name, svc in state["services"].items():
             assert svc["ready"], name
             assert httpx.get(svc["readyz"], timeout=5).status_code == 200, name
@@ -138,4 +141,53 @@ def test_up_ready_ctrl_c_clean_and_database_reused(tmp_path: Path):
     assert proc.returncode == 0, out.decode()[-2000:]
     assert b"0 migration(s) applied" in out
     time.sleep(0.5)
+    assert _leftovers(data_dir, env) == []
+
+
+def test_a_citizen_tip_gets_exactly_one_acknowledgement_on_the_phone(tmp_path: Path):
+    """End to end on the embedded stack: the simulated citizen sends text, a photo and a
+    location to a commune OA; exactly one acknowledgement with the case reference arrives."""
+    data_dir = tmp_path / "demo"
+    env = _env(data_dir)
+    proc, state = _run_until_ready(env, data_dir)
+    sandbox = state["services"]["sandbox"]["url"]
+    user = "81" + str(int(time.time() * 1000))[-17:].rjust(17, "7")
+    try:
+        actions = [
+            {"kind": "text", "text": "Có người đang đánh nhau ở chợ, phường 1 Đà Lạt cũ"},
+            {"kind": "image", "text": "ảnh hiện trường"},
+            {"kind": "location", "latitude": 11.9429, "longitude": 108.4373},
+        ]
+        for action in actions:
+            response = httpx.post(
+                f"{sandbox}/sandbox/citizen/send",
+                timeout=10,
+                json={"oa_id": "4123456789012345678", "user_id": user, **action},
+            )
+            assert response.json()["webhook_status"] == 200
+        received: list[dict] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            received = httpx.get(
+                f"{sandbox}/sandbox/messages",
+                timeout=10,
+                params={"user": user, "oa": "4123456789012345678"},
+            ).json()
+            if received:
+                break
+            time.sleep(0.5)
+        time.sleep(3)  # a second acknowledgement would have arrived by now
+        received = httpx.get(
+            f"{sandbox}/sandbox/messages",
+            timeout=10,
+            params={"user": user, "oa": "4123456789012345678"},
+        ).json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert len(received) == 1, received
+    ack = received[0]["text"]
+    assert "LD-" in ack
+    assert "bí mật" in ack
+    assert ack.startswith("Nếu đang có nguy hiểm"), "an emergency: 113/114/115 first"
     assert _leftovers(data_dir, env) == []

@@ -47,6 +47,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from .citizen import WebhookTarget, add_citizen_routes
 from .errors import (
     OAUTH_INVALID_APP_ID,
     OAUTH_INVALID_CODE,
@@ -1237,7 +1238,9 @@ def _parse_form(content_type: str, body: bytes) -> dict[str, str] | None:
     return form
 
 
-def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
+def create_sandbox_app(
+    settings: SandboxSettings | None = None, *, webhook: WebhookTarget | None = None
+) -> FastAPI:
     """The sandbox as an ASGI app. ``app.state.sandbox`` is the :class:`SandboxState`."""
     settings = settings or SandboxSettings()
     state = SandboxState(settings)
@@ -1304,4 +1307,20 @@ def create_sandbox_app(settings: SandboxSettings | None = None) -> FastAPI:
     app.add_api_route("/sandbox/messages", sb.admin_messages, methods=["GET"], tags=admin)
     app.add_api_route("/sandbox/reset", sb.admin_reset, methods=["POST"], tags=admin)
     app.add_api_route("/sandbox/clock", sb.admin_clock, methods=["POST"], tags=admin)
+    if webhook is not None:
+
+        def interaction(action: Any, msg_id: str) -> None:
+            kind = action.kind if action.kind in ("follow", "unfollow") else "message"
+            sb.admin_interaction(
+                InteractionRequest(
+                    oa_id=action.oa_id,
+                    user_id=action.user_id,
+                    kind=kind,
+                    text=action.text,
+                    msg_id=msg_id,
+                )
+            )
+
+        add_citizen_routes(app, app_id=settings.app_id, target=webhook, interaction=interaction)
+
     return app

@@ -1,19 +1,110 @@
-"""``ketnoi sandbox``: the local Zalo (OA API + OAuth v4) for demos and tests."""
+"""``ketnoi sandbox``: the local Zalo (OA API, OAuth v4 and a simulated citizen's phone)."""
 
 from __future__ import annotations
 
+import json
+
 import click
+from pydantic import Field, SecretStr
 
-__all__ = ["sandbox"]
+from ketnoi_shared.settings import CommonSettings, load_settings
+
+__all__ = ["SERVICE", "SandboxServeSettings", "sandbox"]
+
+#: How the embedded stack runs the sandbox (when no real Zalo credentials are configured).
+SERVICE = {"port": 8090, "argv": ["sandbox"], "only": "sandbox"}
 
 
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8090, show_default=True, type=int)
-def sandbox(host: str, port: int) -> None:
-    """Serve the Zalo sandbox (strict fake of openapi.zalo.me and oauth.zaloapp.com)."""
-    import uvicorn  # noqa: PLC0415
+class SandboxServeSettings(CommonSettings):
+    sandbox_webhook_url: str | None = Field(
+        default=None,
+        description="Where the sandbox's simulated citizens send webhooks "
+        "(ingest's /zalo/webhook). Unset: no citizen simulator.",
+    )
+    sandbox_url: str = Field(
+        default="http://127.0.0.1:8090", description="The running sandbox (for scripts)."
+    )
+    sandbox_retry_scale: float = Field(
+        default=0.01, description="Scale of Zalo's webhook retry delays in the sandbox."
+    )
+    zalo_oa_secret: SecretStr | None = None
+    zalo_app_secret: SecretStr | None = None
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def sandbox(ctx: click.Context) -> None:
+    """Serve the Zalo sandbox (strict fake of openapi.zalo.me and oauth.zaloapp.com, plus a
+    simulated citizen's phone); subcommands talk to a running one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ketnoi_shared.logging import configure_logging  # noqa: PLC0415
+    from ketnoi_shared.service import ReadinessChecks, add_probes, serve  # noqa: PLC0415
 
     from .api import create_sandbox_app  # noqa: PLC0415
+    from .citizen import WebhookTarget  # noqa: PLC0415
+    from .settings import SandboxSettings  # noqa: PLC0415
 
-    uvicorn.run(create_sandbox_app(), host=host, port=port, log_level="warning", access_log=False)
+    settings = load_settings(SandboxServeSettings)
+    configure_logging("sandbox", level=settings.log_level, fmt=settings.log_format)
+    webhook = None
+    if settings.sandbox_webhook_url and settings.zalo_oa_secret:
+        webhook = WebhookTarget(
+            url=settings.sandbox_webhook_url,
+            oa_secret=settings.zalo_oa_secret.get_secret_value(),
+            retry_scale=settings.sandbox_retry_scale,
+        )
+    extra = {}
+    if settings.zalo_app_secret:
+        extra["app_secret"] = settings.zalo_app_secret.get_secret_value()
+    app = create_sandbox_app(SandboxSettings(**extra), webhook=webhook)
+
+    add_probes(app, ReadinessChecks(), service="sandbox")  # in memory: always ready
+    serve(app, settings)
+
+
+@sandbox.command()
+@click.argument("text", required=False)
+@click.option(
+    "--user",
+    default="8123456789012345678",
+    show_default=True,
+    help="The citizen's Zalo user id (the fixtures' fake one by default).",
+)
+@click.option("--oa", default="4123456789012345678", show_default=True)
+@click.option("--photo", is_flag=True, help="Send a photo (TEXT is its caption).")
+@click.option("--location", default=None, help="Share a location: LAT,LON.")
+@click.option("--follow", is_flag=True, help="Follow the OA.")
+def say(
+    text: str | None, *, user: str, oa: str, photo: bool, location: str | None, follow: bool
+) -> None:
+    """Act as a citizen in Zalo: send TEXT (or a photo, a location, a follow) to an OA."""
+    import httpx  # noqa: PLC0415
+
+    settings = load_settings(SandboxServeSettings)
+    action: dict[str, object] = {"oa_id": oa, "user_id": user, "text": text}
+    if follow:
+        action["kind"] = "follow"
+    elif location:
+        lat, _, lon = location.partition(",")
+        action.update(kind="location", latitude=float(lat), longitude=float(lon))
+    elif photo:
+        action["kind"] = "image"
+    response = httpx.post(f"{settings.sandbox_url}/sandbox/citizen/send", json=action, timeout=10)
+    response.raise_for_status()
+    click.echo(json.dumps(response.json(), ensure_ascii=False))
+
+
+@sandbox.command()
+@click.option("--user", default="8123456789012345678", show_default=True)
+@click.option("--oa", default="4123456789012345678", show_default=True)
+def inbox(user: str, oa: str) -> None:
+    """What the citizen's phone received from the OA."""
+    import httpx  # noqa: PLC0415
+
+    settings = load_settings(SandboxServeSettings)
+    response = httpx.get(
+        f"{settings.sandbox_url}/sandbox/messages", params={"user": user, "oa": oa}, timeout=10
+    )
+    response.raise_for_status()
+    click.echo(json.dumps(response.json(), ensure_ascii=False, indent=2))

@@ -31,6 +31,9 @@ from .supervisor import Supervisor
 
 __all__ = ["up"]
 
+#: The app id of the fixtures, which the sandbox fakes.
+SANDBOX_APP_ID = "1234567890123456789"
+
 
 def _services() -> list[dict[str, Any]]:
     """Services that registered themselves under the ``ketnoi.services`` entry points."""
@@ -101,19 +104,38 @@ async def _up(  # noqa: PLR0912, PLR0915 - the start-up sequence reads best in o
                 "KETNOI_HTTP_HOST": settings.http_host,
             }
         )
-        services = _services()
-        urls: dict[str, str] = {}
+        # Without real Zalo credentials, the local sandbox plays Zalo for every service.
+        sandbox_mode = "KETNOI_ZALO_APP_SECRET" not in os.environ
+        services = [s for s in _services() if s.get("only") != "sandbox" or sandbox_mode]
+        ports = {
+            svc["name"]: int(os.environ.get(f"KETNOI_{svc['name'].upper()}_PORT", svc["port"]))
+            for svc in services
+        }
+        urls = {name: f"http://{settings.http_host}:{port}" for name, port in ports.items()}
+        if sandbox_mode and "sandbox" in urls:
+            env.update(
+                {
+                    "KETNOI_ZALO_OPENAPI_URL": urls["sandbox"],
+                    "KETNOI_ZALO_OAUTH_URL": urls["sandbox"],
+                    "KETNOI_ZALO_APP_ID": SANDBOX_APP_ID,
+                    "KETNOI_SANDBOX_URL": urls["sandbox"],
+                }
+            )
+            if "ingest" in urls:
+                env["KETNOI_SANDBOX_WEBHOOK_URL"] = urls["ingest"] + "/zalo/webhook"
         for svc in services:
-            port = int(os.environ.get(f"KETNOI_{svc['name'].upper()}_PORT", svc["port"]))
-            urls[svc["name"]] = f"http://{settings.http_host}:{port}"
             supervisor.add(
                 svc["name"],
                 list(svc["argv"]),
-                env | {"KETNOI_HTTP_PORT": str(port)},
+                env | {"KETNOI_HTTP_PORT": str(ports[svc["name"]])},
                 logs / f"{svc['name']}.log",
             )
         await supervisor.start()
-        ready = await _wait_ready(urls, timeout=60)
+        ready = await _wait_ready(urls, timeout=90)
+        if all(ready.values()):
+            for ep in sorted(entry_points(group="ketnoi.after_start"), key=lambda e: e.name):
+                if msg := await ep.load()(env):
+                    loaded.append(msg)
         elapsed = time.monotonic() - t0
 
         state = {

@@ -19,6 +19,8 @@ _GENERATORS: dict[str, Callable[[], str]] = {
     "ketnoi_pseudonym_key": generate_pseudonym_key,
     # The OA secret key the local Zalo sandbox signs webhooks with.
     "ketnoi_zalo_oa_secret": lambda: secrets.token_urlsafe(24),
+    # The App secret key the notifier presents to the sandbox's OAuth endpoint.
+    "ketnoi_zalo_app_secret": lambda: secrets.token_urlsafe(24),
 }
 
 
