@@ -60,6 +60,9 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         group_id="notifier",
         ack_policy=CONSUMER_ACK_POLICY,
         auto_offset_reset="earliest",
+        # One consumer per worker in the group: partitions are sent in parallel, each in
+        # order (one citizen's messages share a partition), commits stay per partition.
+        max_workers=settings.notifier_workers,
     )
     async def on_request(request: NotifyRequest) -> None:
         assert state.delivery is not None

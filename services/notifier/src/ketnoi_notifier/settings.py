@@ -23,6 +23,9 @@ class NotifierSettings(CommonSettings):
     notifier_send_attempts: int = Field(
         default=5, description="Attempts per message on retryable Zalo errors."
     )
+    notifier_workers: int = Field(
+        default=6, description="Partitions of notify.requests.v1 sent in parallel per process."
+    )
     notifier_rate_per_minute: int = Field(
         default=4000, description="Zalo API calls per minute for the app, all replicas together."
     )

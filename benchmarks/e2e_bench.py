@@ -1,0 +1,140 @@
+"""End-to-end latency on the embedded stack: tip webhook posted by the simulated citizen →
+acknowledgement recorded by the sandbox (ingest → Kafka → triage → outbox → notifier → Zalo
+API), at a fixed offered rate, with the webhook's own round trip (the baseline: what ingest
+alone costs the sender) measured in the same run.
+
+Target (issue #5): p99 under 1 s at 200 tips/s.
+
+Usage: .venv/bin/python benchmarks/e2e_bench.py [--rates 50,200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from ketnoi_stack.embedded import free_port
+
+OA = "4123456789012345678"
+TEXTS = [
+    "Có nhóm thanh niên đua xe bốc đầu ở đường 3/2, phường 1 Đà Lạt cũ",
+    "cuop giat dien thoai o cho Da Lat, thang do chay ve huong ho Xuan Huong",
+    "Tối nào cũng có đánh bạc ở chòi rẫy cuối thôn 2 xã Hòa Ninh",
+    "xe tai cho qua tai lam hu duong lien thon o Di Linh",
+]
+
+
+def pct(data: list[float], q: float) -> float:
+    data = sorted(data)
+    return data[min(len(data) - 1, int(q * len(data)))]
+
+
+async def drive(sandbox: str, rate: int, seconds: float, run: str) -> tuple[dict, list[float]]:
+    sent_at: dict[str, float] = {}
+    webhook_ms: list[float] = []
+    n = int(rate * seconds)
+    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=64)) as http:
+
+        async def one(i: int) -> None:
+            user = f"8{run}{i:08d}"
+            t0 = time.time()
+            r = await http.post(
+                f"{sandbox}/sandbox/citizen/send",
+                json={"oa_id": OA, "user_id": user, "kind": "text", "text": TEXTS[i % len(TEXTS)]},
+            )
+            webhook_ms.append((time.time() - t0) * 1000)
+            if r.json().get("webhook_status") == 200:
+                sent_at[user] = t0
+
+        start = time.perf_counter()
+        tasks = []
+        for i in range(n):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return sent_at, webhook_ms
+
+
+async def collect(sandbox: str, sent_at: dict[str, float], timeout: float = 120) -> list[float]:
+    latencies: dict[str, float] = {}
+    deadline = time.time() + timeout
+    async with httpx.AsyncClient(timeout=30) as http:
+        while time.time() < deadline:
+            messages = (await http.get(f"{sandbox}/sandbox/messages", params={"oa": OA})).json()
+            for m in messages:
+                user = m["user_id"]
+                if user in sent_at and user not in latencies:
+                    at = datetime.fromisoformat(m["sent_at"]).timestamp()
+                    latencies[user] = (at - sent_at[user]) * 1000
+            if len(latencies) >= len(sent_at):
+                break
+            await asyncio.sleep(1)
+    return list(latencies.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="50,200")
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ketnoi-e2e-") as tmp:
+        ports = {k: free_port() for k in ("ingest", "triage", "notifier", "sandbox", "kafka")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KETNOI_")} | {
+            "KETNOI_DATA_DIR": tmp,
+            "KETNOI_EMBEDDED_KAFKA_PORT": str(ports["kafka"]),
+            "KETNOI_LOG_LEVEL": "WARNING",
+            **{f"KETNOI_{k.upper()}_PORT": str(v) for k, v in ports.items() if k != "kafka"},
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ketnoi_shared", "up"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        state_file = Path(tmp) / "endpoints.json"
+        try:
+            while not state_file.exists():
+                if proc.poll() is not None:
+                    raise SystemExit("ketnoi up failed")
+                time.sleep(0.5)
+            sandbox = json.loads(state_file.read_text())["services"]["sandbox"]["url"]
+            rows = []
+            for run, rate in enumerate(int(r) for r in args.rates.split(",")):
+                sent_at, webhook_ms = asyncio.run(drive(sandbox, rate, args.seconds, str(run)))
+                latencies = asyncio.run(collect(sandbox, sent_at))
+                rows.append((rate, len(sent_at), len(latencies), webhook_ms, latencies))
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(60)
+    print(
+        f"\nEnd to end on the embedded stack ({os.cpu_count()} cores, every service one "
+        f"process), {args.seconds:.0f} s per rate, one tip per simulated citizen:"
+    )
+    print(
+        f"{'tips/s':>7} {'sent':>6} {'acked':>6} | webhook round trip p50/p99 ms | "
+        f"tip → acknowledgement p50 / p95 / p99 ms"
+    )
+    for rate, sent, acked, webhook_ms, lat in rows:
+        print(
+            f"{rate:>7} {sent:>6} {acked:>6} | {statistics.median(webhook_ms):>8.0f} / "
+            f"{pct(webhook_ms, 0.99):>6.0f}          | "
+            f"{statistics.median(lat):>6.0f} / {pct(lat, 0.95):>6.0f} / {pct(lat, 0.99):>6.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
