@@ -15,6 +15,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .identity import IdentityProtector
+
 __all__ = ["CommonSettings", "load_settings"]
 
 ENV_PREFIX = "KETNOI_"
@@ -88,6 +90,18 @@ class CommonSettings(BaseSettings):
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    def identity_protector(self) -> IdentityProtector:
+        """The pseudonym and sealing keys of these settings, ready to use."""
+
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        return IdentityProtector.from_keys(
+            pseudonym_key=secret(self.pseudonym_key),
+            seal_key=secret(self.seal_key),
+            old_seal_keys=secret(self.seal_old_keys),
+        )
 
 
 S = TypeVar("S", bound=CommonSettings)

@@ -293,11 +293,7 @@ def build_ingest(settings: IngestSettings) -> Ingest:
             "ingest refuses to start: no Zalo OA secret key configured "
             "(KETNOI_ZALO_OA_SECRET or KETNOI_ZALO_OA_SECRETS); there is no unverified mode"
         )
-    protector = IdentityProtector.from_keys(
-        pseudonym_key=settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None,
-        seal_key=settings.seal_key.get_secret_value() if settings.seal_key else None,
-        old_seal_keys=settings.seal_old_keys.get_secret_value() if settings.seal_old_keys else None,
-    )
+    protector = settings.identity_protector()
     return Ingest(settings=settings, protector=protector)
 
 

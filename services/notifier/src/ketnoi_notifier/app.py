@@ -14,7 +14,6 @@ from fastapi import FastAPI
 
 from ketnoi_shared.contracts import NOTIFY_REQUESTS, ZALO_EVENTS, NotifyRequest, ZaloEvent
 from ketnoi_shared.db import OutboxRelay, create_pool
-from ketnoi_shared.identity import IdentityProtector
 from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker
 from ketnoi_shared.service import consumer_app
 
@@ -47,11 +46,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     if not (settings.zalo_app_id and settings.zalo_app_secret):
         raise SystemExit("the notifier needs KETNOI_ZALO_APP_ID and KETNOI_ZALO_APP_SECRET")
     database_url = settings.database_url
-    protector = IdentityProtector.from_keys(
-        pseudonym_key=settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None,
-        seal_key=settings.seal_key.get_secret_value() if settings.seal_key else None,
-        old_seal_keys=settings.seal_old_keys.get_secret_value() if settings.seal_old_keys else None,
-    )
+    protector = settings.identity_protector()
     broker = make_broker(settings, service="notifier")
     state = _State()
 

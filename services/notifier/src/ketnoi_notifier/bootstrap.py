@@ -8,7 +8,6 @@ from typing import Any
 import asyncpg
 import httpx
 
-from ketnoi_shared.identity import IdentityProtector
 from ketnoi_shared.settings import load_settings
 
 from .authorize import Pkce
@@ -45,10 +44,7 @@ async def authorize_sandbox(env: dict[str, str]) -> str | None:
     assert settings.zalo_app_id is not None
     assert settings.zalo_app_secret is not None
     assert settings.database_url is not None
-    protector = IdentityProtector.from_keys(
-        pseudonym_key=settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None,
-        seal_key=settings.seal_key.get_secret_value() if settings.seal_key else None,
-    )
+    protector = settings.identity_protector()
     client = ZaloClient(openapi_url=settings.zalo_openapi_url, oauth_url=settings.zalo_oauth_url)
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
     try:

@@ -32,7 +32,6 @@ def authorize(redirect_uri: str, oa_id: str | None) -> None:
     """Authorise an OA (OAuth v4 + PKCE) and store its first token pair, sealed."""
     import asyncio  # noqa: PLC0415
 
-    from ketnoi_shared.identity import IdentityProtector  # noqa: PLC0415
     from ketnoi_shared.settings import load_settings  # noqa: PLC0415
 
     from .authorize import Pkce, callback_values, permission_url  # noqa: PLC0415
@@ -81,12 +80,7 @@ def authorize(redirect_uri: str, oa_id: str | None) -> None:
                 code=code,
                 code_verifier=pkce.verifier,
             )
-            protector = IdentityProtector.from_keys(
-                pseudonym_key=settings.pseudonym_key.get_secret_value()
-                if settings.pseudonym_key
-                else None,
-                seal_key=settings.seal_key.get_secret_value() if settings.seal_key else None,
-            )
+            protector = settings.identity_protector()
             await TokenStore(
                 pool=pool,
                 client=client,
