@@ -12,7 +12,7 @@ import pytest
 import respx
 import stamina
 
-from ketnoi_notifier.delivery import Delivery
+from ketnoi_notifier.delivery import Delivery, RetriesExhaustedError
 from ketnoi_notifier.ratelimit import SharedRateLimiter
 from ketnoi_notifier.tokens import TokenStore
 from ketnoi_notifier.zalo import TokenPair, ZaloClient
@@ -201,3 +201,21 @@ async def test_the_shared_rate_limit_holds_across_replicas(pool: asyncpg.Pool, d
             await asyncio.wait_for(b.acquire(), 0.5)
     finally:
         await other.close()
+
+
+@respx.mock
+async def test_a_spent_retry_budget_settles_the_request_and_says_so(
+    delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector
+):
+    respx.post(CS).mock(return_value=httpx.Response(503))
+    with pytest.raises(RetriesExhaustedError) as caught:
+        await delivery.deliver(request(protector, request_id="r-503"))
+    assert caught.value.history["attempts"] >= 1
+    assert (
+        await pool.fetchval("SELECT status FROM notify_ledger WHERE request_id = 'r-503'")
+        == "failed"
+    )
+    last = (await results(pool))[-1]
+    assert (last.status.value, last.error_kind.value) == ("failed", "retryable")
+    # A redelivery of the same request does not start again.
+    assert await delivery.deliver(request(protector, request_id="r-503")) is (DeliveryStatus.FAILED)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 import respx
+import stamina
 
 from ketnoi_notifier.app import create_app
 from ketnoi_notifier.settings import NotifierSettings
@@ -53,6 +55,16 @@ async def test_a_request_on_the_topic_is_sent_once_and_reported(
             sealed_user_id=protector.seal(user, purpose="zalo_user_id"),
         ),
     )
+    other = "82" + str(uuid.uuid4().int)[:17]
+    failing = request.model_copy(
+        update={
+            "event_id": f"ack:{uuid.uuid4().hex}",
+            "recipient": NotifyRecipient(
+                pseudonym=protector.pseudonym(other),
+                sealed_user_id=protector.seal(other, purpose="zalo_user_id"),
+            ),
+        }
+    )
     since = now_ms()
     settings = NotifierSettings(
         kafka_bootstrap=kafka_bootstrap,
@@ -62,17 +74,23 @@ async def test_a_request_on_the_topic_is_sent_once_and_reported(
         **keys,
     )
     app = create_app(settings)
+    stamina.set_testing(True, attempts=2)  # no real backoff waits in the test
     with respx.mock(assert_all_mocked=False, assert_all_called=False) as zalo:
-        sent = zalo.post("https://openapi.zalo.me/v3.0/oa/message/cs").mock(
-            return_value=httpx.Response(
+
+        def answer(req: httpx.Request) -> httpx.Response:
+            if other in req.content.decode():
+                return httpx.Response(503)  # Zalo keeps failing for this one
+            return httpx.Response(
                 200, json={"error": 0, "message": "Success", "data": {"message_id": "zm1"}}
             )
-        )
+
+        cs = zalo.post("https://openapi.zalo.me/v3.0/oa/message/cs").mock(side_effect=answer)
         async with app.router.lifespan_context(app):
             producer = make_broker(CommonSettings(kafka_bootstrap=kafka_bootstrap), service="test")
             await producer.start()
             await publish(producer, NOTIFY_REQUESTS, request)
             await publish(producer, NOTIFY_REQUESTS, request)  # redelivered
+            await publish(producer, NOTIFY_REQUESTS, failing)
             await producer.stop()
             for _ in range(200):
                 if await pool.fetchval(
@@ -82,7 +100,20 @@ async def test_a_request_on_the_topic_is_sent_once_and_reported(
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1)
-    assert sent.call_count == 1, "sent once despite the redelivery"
+    stamina.set_testing(False)
+    ok_calls = [c for c in cs.calls if other not in c.request.content.decode()]
+    assert len(ok_calls) == 1, "sent once despite the redelivery"
+    dead = [
+        r
+        for r in await read_topic(
+            kafka_bootstrap, "notify.requests.v1.dlq", since_ms=since, timeout=5, idle=1
+        )
+        if NotifyRequest.model_validate_json(r.value).event_id == failing.event_id
+    ]
+    assert len(dead) == 1, "the request whose retries ran out is dead-lettered once"
+    headers = {k: v.decode() for k, v in dead[0].headers}
+    assert headers["x-dlq-reason"] == "retry_budget"
+    assert json.loads(headers["x-notify-history"])["request_id"] == failing.event_id
     results = [
         NotifyResult.model_validate_json(r.value)
         for r in await read_topic(

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import structlog
 from fastapi import FastAPI
+from faststream.kafka.annotations import KafkaMessage
 
 from ketnoi_shared.contracts import NOTIFY_REQUESTS, ZALO_EVENTS, NotifyRequest, ZaloEvent
 from ketnoi_shared.db import OutboxRelay, create_pool
-from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker
+from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, dead_letter, make_broker
 from ketnoi_shared.service import consumer_app
 
-from .delivery import Delivery
+from .delivery import Delivery, RetriesExhaustedError
 from .ratelimit import SharedRateLimiter
 from .settings import NotifierSettings
 from .tokens import TokenStore
@@ -59,9 +61,23 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         # order (one citizen's messages share a partition), commits stay per partition.
         max_workers=settings.notifier_workers,
     )
-    async def on_request(request: NotifyRequest) -> None:
+    async def on_request(request: NotifyRequest, msg: KafkaMessage) -> None:
         assert state.delivery is not None
-        status = await state.delivery.deliver(request)
+        try:
+            status = await state.delivery.deliver(request)
+        except RetriesExhaustedError as exc:
+            await dead_letter(
+                broker,
+                msg.raw_message,
+                exc,
+                consumer="notifier",
+                attempts=exc.history["attempts"],
+                reason="retry_budget",
+                headers=msg.headers | {"x-notify-history": json.dumps(exc.history)},
+                correlation_id=msg.correlation_id,
+                body=msg.body,
+            )
+            return
         log.info("request handled", status=status.value, kind=request.kind.value)
 
     @broker.subscriber(

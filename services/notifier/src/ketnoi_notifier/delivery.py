@@ -51,12 +51,26 @@ from .zalo import (
     ZaloError,
 )
 
-__all__ = ["WINDOW", "Delivery"]
+__all__ = ["WINDOW", "Delivery", "RetriesExhaustedError"]
 
 log = structlog.get_logger("ketnoi.notifier")
 
 #: Consultation messages may go only to citizens who interacted in the last 7 days.
 WINDOW: Final = timedelta(days=7)
+
+
+class RetriesExhaustedError(Exception):
+    """A request failed every attempt on retryable errors: settled as failed, and for the
+    dead-letter topic, with its history."""
+
+    def __init__(self, request_id: str, *, attempts: int, code: int | None, kind: str) -> None:
+        super().__init__(f"{request_id}: {attempts} attempts, last {kind} {code}")
+        self.history = {
+            "request_id": request_id,
+            "attempts": attempts,
+            "last_code": code,
+            "last_kind": kind,
+        }
 
 
 def _kind(exc: ZaloError) -> DeliveryErrorKind:
@@ -116,6 +130,15 @@ class Delivery:
             )
             await self._park(request)
             return DeliveryStatus.WAITING_TOKEN
+        except RetryableError as exc:
+            # The retry budget is spent: the request ends here, and goes to the DLQ too.
+            await self._settle(request, DeliveryStatus.FAILED, [], exc, attempt=row["attempts"] + 1)
+            attempts = await self.pool.fetchval(
+                "SELECT attempts FROM notify_ledger WHERE request_id = $1", request.event_id
+            )
+            raise RetriesExhaustedError(
+                request.event_id, attempts=attempts or 0, code=exc.code, kind=_kind(exc).value
+            ) from exc
         except ZaloError as exc:
             return await self._settle(
                 request, DeliveryStatus.FAILED, [], exc, attempt=row["attempts"] + 1
