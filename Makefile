@@ -57,6 +57,7 @@ docs: install ##@Docs Generate docs/asyncapi.json from the FastStream apps
 bench: install ##@Benchmarks Run the benchmark scripts (figures with same-run baselines)
 	$(BIN)/python benchmarks/ingest_bench.py
 	$(BIN)/python benchmarks/triage_bench.py
+	$(BIN)/python benchmarks/e2e_bench.py
 
 .PHONY: clean
 clean: ##@Setup Remove the venv, caches and local state (.ketnoi: embedded database!)
