@@ -15,7 +15,10 @@ import httpx
 import psutil
 import pytest
 
+from ketnoi_sandbox.scenario import run_scenario
 from ketnoi_stack.embedded import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.integration
 
@@ -151,43 +154,14 @@ def test_a_citizen_tip_gets_exactly_one_acknowledgement_on_the_phone(tmp_path: P
     env = _env(data_dir)
     proc, state = _run_until_ready(env, data_dir)
     sandbox = state["services"]["sandbox"]["url"]
-    user = "81" + str(int(time.time() * 1000))[-17:].rjust(17, "7")
+    scenario = ROOT / "services" / "sandbox" / "scenarios" / "tip_text_photo_location.yaml"
     try:
-        actions = [
-            {"kind": "text", "text": "Có người đang đánh nhau ở chợ, phường 1 Đà Lạt cũ"},
-            {"kind": "image", "text": "ảnh hiện trường"},
-            {"kind": "location", "latitude": 11.9429, "longitude": 108.4373},
-        ]
-        for action in actions:
-            response = httpx.post(
-                f"{sandbox}/sandbox/citizen/send",
-                timeout=10,
-                json={"oa_id": "4123456789012345678", "user_id": user, **action},
-            )
-            assert response.json()["webhook_status"] == 200
-        received: list[dict] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            received = httpx.get(
-                f"{sandbox}/sandbox/messages",
-                timeout=10,
-                params={"user": user, "oa": "4123456789012345678"},
-            ).json()
-            if received:
-                break
-            time.sleep(0.5)
-        time.sleep(3)  # a second acknowledgement would have arrived by now
-        received = httpx.get(
-            f"{sandbox}/sandbox/messages",
-            timeout=10,
-            params={"user": user, "oa": "4123456789012345678"},
-        ).json()
+        # Text, photo and location; the scenario checks that exactly one reply arrives and
+        # that it carries the case reference, the promise of secrecy and the number 113.
+        result = run_scenario(scenario, sandbox_url=sandbox)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
-    assert len(received) == 1, received
-    ack = received[0]["text"]
-    assert "LD-" in ack
-    assert "bí mật" in ack
+    (ack,) = [r["text"] for r in result.replies]
     assert ack.startswith("Nếu đang có nguy hiểm"), "an emergency: 113/114/115 first"
     assert _leftovers(data_dir, env) == []

@@ -108,3 +108,24 @@ def inbox(user: str, oa: str) -> None:
     )
     response.raise_for_status()
     click.echo(json.dumps(response.json(), ensure_ascii=False, indent=2))
+
+
+@sandbox.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--user", default=None, help="The citizen's id (default: a new one).")
+def scenario(file: str, user: str | None) -> None:
+    """Run a scripted citizen (YAML) against the running sandbox; exit 1 if an expectation
+    fails."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from .scenario import ScenarioError, run_scenario  # noqa: PLC0415
+
+    settings = load_settings(SandboxServeSettings)
+    try:
+        result = run_scenario(Path(file), sandbox_url=settings.sandbox_url, user=user)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for line in result.log:
+        click.echo(line)
+    for reply in result.replies:
+        click.echo(f"reply: {reply.get('text')}")
