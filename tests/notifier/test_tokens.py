@@ -58,10 +58,12 @@ async def test_tokens_are_sealed_and_reused_until_near_expiry(
     respx.post(OAUTH).mock(side_effect=zalo)
     tokens = store(pool, protector)
     await tokens.save(OA, TokenPair("A0", "R0", 90000))
-    row = await pool.fetchrow("SELECT * FROM oa_tokens")
-    assert "A0" not in row["sealed_access"]
-    assert "R0" not in row["sealed_refresh"]
     assert await tokens.access_token(OA) == "A0"
+    # Sealed at rest: long, distinctive tokens cannot appear in the ciphertext by chance.
+    await tokens.save("other-oa", TokenPair("access-token-canary-1", "refresh-token-canary-1", 9))
+    row = await pool.fetchrow("SELECT * FROM oa_tokens WHERE oa_id = 'other-oa'")
+    assert "access-token-canary-1" not in row["sealed_access"]
+    assert "refresh-token-canary-1" not in row["sealed_refresh"]
     assert zalo.calls == 0
     await expire(pool)
     assert await tokens.access_token(OA) == "A1"
