@@ -170,6 +170,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         #: Monotonic start time of the last pass that published everything it found.
         self.last_clean_pass_started: float = 0.0
+        self._last_cleanup: float = 0.0
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -282,10 +283,14 @@ class OutboxRelay:
                 await conn.execute(
                     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", done
                 )
-            await conn.execute(
-                "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
-                self.keep_published_s,
-            )
+            if time.monotonic() - self._last_cleanup > 60:
+                # Published rows are kept a while (for reconciliation), then removed; once a
+                # minute is enough, and the partial index keeps it cheap.
+                await conn.execute(
+                    "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                    self.keep_published_s,
+                )
+                self._last_cleanup = time.monotonic()
         failed = len(rows) - len(done)
         if failed:
             raise OutboxRelayError(f"{failed} of {len(rows)} outbox rows not acknowledged")
