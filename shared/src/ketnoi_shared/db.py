@@ -29,7 +29,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from .contracts import Envelope, TopicSpec
+from .contracts import Envelope, TopicSpec, all_topics
 from .messaging import encode, envelope_headers
 from .metrics import INBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
@@ -47,6 +47,7 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 OUTBOX_CHANNEL: Final = "ketnoi_outbox"
+INBOX_KEEP_S: Final = max(t.retention_ms for t in all_topics()) / 1000 + 7 * 24 * 3600
 _RELAY_LOCK: Final = 0x6B65746E6F69  # "ketnoi": one active relay per database
 
 
@@ -289,6 +290,12 @@ class OutboxRelay:
                 await conn.execute(
                     "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
                     self.keep_published_s,
+                )
+                # An inbox claim is needed only while its event can still be redelivered:
+                # past the longest topic retention (plus a margin) it can go.
+                await conn.execute(
+                    "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)",
+                    INBOX_KEEP_S,
                 )
                 self._last_cleanup = time.monotonic()
         failed = len(rows) - len(done)
