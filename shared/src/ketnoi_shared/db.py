@@ -248,6 +248,20 @@ class OutboxRelay:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
                 return 0
+            if time.monotonic() - self._last_cleanup > 60:
+                # Published rows are kept a while (for reconciliation), then removed; once a
+                # minute is enough, and the partial index keeps it cheap.
+                await conn.execute(
+                    "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                    self.keep_published_s,
+                )
+                # An inbox claim is needed only while its event can still be redelivered:
+                # past the longest topic retention (plus a margin) it can go.
+                await conn.execute(
+                    "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)",
+                    INBOX_KEEP_S,
+                )
+                self._last_cleanup = time.monotonic()
             rows: Sequence[asyncpg.Record] = await conn.fetch(
                 """SELECT id, topic, key, value, headers FROM outbox
                    WHERE published_at IS NULL ORDER BY id LIMIT $1""",
@@ -284,20 +298,6 @@ class OutboxRelay:
                 await conn.execute(
                     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", done
                 )
-            if time.monotonic() - self._last_cleanup > 60:
-                # Published rows are kept a while (for reconciliation), then removed; once a
-                # minute is enough, and the partial index keeps it cheap.
-                await conn.execute(
-                    "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
-                    self.keep_published_s,
-                )
-                # An inbox claim is needed only while its event can still be redelivered:
-                # past the longest topic retention (plus a margin) it can go.
-                await conn.execute(
-                    "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)",
-                    INBOX_KEEP_S,
-                )
-                self._last_cleanup = time.monotonic()
         failed = len(rows) - len(done)
         if failed:
             raise OutboxRelayError(f"{failed} of {len(rows)} outbox rows not acknowledged")
