@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .db import OutboxRelay, create_pool
 from .metrics import REGISTRY
 from .settings import CommonSettings
 
@@ -116,6 +117,59 @@ def add_probes(app: FastAPI, checks: ReadinessChecks, *, service: str) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@dataclass
+class ServiceResources:
+    """What a consumer service keeps open: its database pool, its outbox relay and periodic
+    jobs. ``open`` in the app's start-up, ``close`` in its shut-down."""
+
+    settings: CommonSettings
+    pool: asyncpg.Pool | None = None
+    relay: OutboxRelay | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def open(self) -> asyncpg.Pool:
+        if not self.settings.database_url:
+            raise RuntimeError("KETNOI_DATABASE_URL is not set")
+        self.pool = await create_pool(
+            self.settings.database_url, max_size=self.settings.database_pool_max
+        )
+        self.relay = OutboxRelay(
+            self.pool,
+            bootstrap=self.settings.kafka_bootstrap,
+            idempotence=self.settings.kafka_idempotence,
+        )
+        await self.relay.start()
+        return self.pool
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``job`` every ``seconds``; a failing run is logged and the next one comes."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await job()
+                except Exception as exc:  # a periodic job must not die with one failure
+                    log.warning(
+                        "periodic job failed",
+                        job=getattr(job, "__name__", "?"),
+                        error=type(exc).__name__,
+                    )
+
+        self.tasks.append(asyncio.create_task(loop()))
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.pool is not None:
+            await self.pool.close()
 
 
 def consumer_app(

@@ -3,21 +3,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import asyncpg
 import structlog
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
 
 from ketnoi_shared.contracts import NOTIFY_REQUESTS, ZALO_EVENTS, NotifyRequest, ZaloEvent
-from ketnoi_shared.db import OutboxRelay, create_pool
 from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, dead_letter, make_broker
-from ketnoi_shared.service import consumer_app
+from ketnoi_shared.service import ServiceResources, consumer_app
 
 from .delivery import Delivery, RetriesExhaustedError
 from .ratelimit import SharedRateLimiter
@@ -34,12 +29,9 @@ _INTERACTIONS = frozenset({"message", "follow", "chat_now", "submit_info", "reac
 
 
 @dataclass
-class _State:
-    pool: asyncpg.Pool | None = None
+class _State(ServiceResources):
     client: ZaloClient | None = None
     delivery: Delivery | None = None
-    relay: OutboxRelay | None = None
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
 def create_app(settings: NotifierSettings) -> FastAPI:
@@ -47,10 +39,9 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         raise SystemExit("the notifier needs KETNOI_DATABASE_URL")
     if not (settings.zalo_app_id and settings.zalo_app_secret):
         raise SystemExit("the notifier needs KETNOI_ZALO_APP_ID and KETNOI_ZALO_APP_SECRET")
-    database_url = settings.database_url
     protector = settings.identity_protector()
     broker = make_broker(settings, service="notifier")
-    state = _State()
+    state = _State(settings)
 
     @broker.subscriber(
         NOTIFY_REQUESTS.name,
@@ -101,52 +92,40 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         )
 
     async def resume_parked() -> None:
-        while True:
-            await asyncio.sleep(15)
-            with contextlib.suppress(Exception):
-                assert state.delivery is not None
-                await state.delivery.resume_parked()
+        assert state.delivery is not None
+        await state.delivery.resume_parked()
 
     async def start() -> None:
-        state.pool = await create_pool(database_url, max_size=settings.database_pool_max)
+        pool = await state.open()
         state.client = ZaloClient(
             openapi_url=settings.zalo_openapi_url, oauth_url=settings.zalo_oauth_url
         )
         assert settings.zalo_app_id is not None
         assert settings.zalo_app_secret is not None
         tokens = TokenStore(
-            pool=state.pool,
+            pool=pool,
             client=state.client,
             protector=protector,
             app_id=settings.zalo_app_id,
             app_secret=settings.zalo_app_secret.get_secret_value(),
         )
         state.delivery = Delivery(
-            pool=state.pool,
+            pool=pool,
             client=state.client,
             tokens=tokens,
             protector=protector,
             attempts=settings.notifier_send_attempts,
             timeout_s=settings.notifier_send_timeout_s,
             limiter=SharedRateLimiter(
-                state.pool, settings.zalo_app_id, settings.notifier_rate_per_minute
+                pool, settings.zalo_app_id, settings.notifier_rate_per_minute
             ),
         )
-        state.relay = OutboxRelay(
-            state.pool, bootstrap=settings.kafka_bootstrap, idempotence=settings.kafka_idempotence
-        )
-        await state.relay.start()
-        state.tasks.append(asyncio.create_task(resume_parked()))
+        state.every(15, resume_parked)
 
     async def stop() -> None:
-        for task in state.tasks:
-            task.cancel()
-        if state.relay:
-            await state.relay.stop()
+        await state.close()
         if state.client:
             await state.client.aclose()
-        if state.pool:
-            await state.pool.close()
 
     app = consumer_app(
         settings,

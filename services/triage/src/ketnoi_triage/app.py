@@ -4,12 +4,10 @@ its outbox relay and a periodically refreshed unit directory."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import structlog
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -17,14 +15,13 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
-from ketnoi_shared.db import OutboxRelay, create_pool
 from ketnoi_shared.messaging import (
     CONSUMER_ACK_POLICY,
     dead_letter,
     is_transient,
     make_broker,
 )
-from ketnoi_shared.service import consumer_app
+from ketnoi_shared.service import ServiceResources, consumer_app
 
 from .directory import Directory
 from .engine import Triage
@@ -38,11 +35,8 @@ log = structlog.get_logger("ketnoi.triage")
 
 
 @dataclass
-class _State:
-    pool: asyncpg.Pool | None = None
-    relay: OutboxRelay | None = None
+class _State(ServiceResources):
     service: TriageService | None = None
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
 async def apply_batch(
@@ -92,9 +86,8 @@ async def apply_batch(
 def create_app(settings: TriageSettings, *, engine: Triage | None = None) -> FastAPI:
     if not settings.database_url:
         raise SystemExit("triage needs KETNOI_DATABASE_URL")
-    database_url = settings.database_url
     broker = make_broker(settings, service="triage")
-    state = _State()
+    state = _State(settings)
     rules = RoutingRules(settings.triage_rules or default_rules_path())
 
     @broker.subscriber(
@@ -122,15 +115,12 @@ def create_app(settings: TriageSettings, *, engine: Triage | None = None) -> Fas
             await apply_batch(state, broker, settings, batch)
 
     async def refresh_directory() -> None:
-        while True:
-            await asyncio.sleep(60)
-            with contextlib.suppress(Exception):
-                assert state.pool is not None
-                assert state.service is not None
-                state.service.directory = await Directory.fetch(state.pool)
+        assert state.pool is not None
+        assert state.service is not None
+        state.service.directory = await Directory.fetch(state.pool)
 
     async def start() -> None:
-        state.pool = await create_pool(database_url, max_size=settings.database_pool_max)
+        pool = await state.open()
         loaded = engine or await asyncio.to_thread(
             Triage.load,
             province=settings.triage_province,
@@ -139,29 +129,17 @@ def create_app(settings: TriageSettings, *, engine: Triage | None = None) -> Fas
         state.service = TriageService(
             engine=loaded,
             rules=rules,
-            directory=await Directory.fetch(state.pool),
+            directory=await Directory.fetch(pool),
             quiet_gap=timedelta(minutes=settings.triage_quiet_gap_min),
         )
-        state.relay = OutboxRelay(
-            state.pool, bootstrap=settings.kafka_bootstrap, idempotence=settings.kafka_idempotence
-        )
-        await state.relay.start()
-        state.tasks.append(asyncio.create_task(refresh_directory()))
-
-    async def stop() -> None:
-        for task in state.tasks:
-            task.cancel()
-        if state.relay:
-            await state.relay.stop()
-        if state.pool:
-            await state.pool.close()
+        state.every(60, refresh_directory)
 
     app = consumer_app(
         settings,
         service="triage",
         broker=broker,
         on_startup=start,
-        on_shutdown=stop,
+        on_shutdown=state.close,
         pool=lambda: state.pool,
     )
     app.state.triage = state
