@@ -584,7 +584,32 @@ class TriageService:
             message_count=row["message_count"],
             opened_at=row["opened_at"],
             last_message_at=row["last_message_at"],
+            **self._question(row, event),
         )
+
+    @staticmethod
+    def _question(row: asyncpg.Record, event: ZaloEvent) -> dict[str, Any]:
+        """A procedure question travels with its text and where the answer goes, so that the
+        news service can answer it without reading triage's tables."""
+        message, citizen = event.message, event.citizen
+        if (
+            row["category"] != "admin"
+            or message is None
+            or not message.text
+            or citizen is None
+            or citizen.sealed_user_id is None
+        ):
+            return {}
+        return {
+            "question": message.text,
+            "question_msg_id": message.msg_id,
+            "reply_to": NotifyRecipient(
+                pseudonym=citizen.pseudonym,
+                sealed_user_id=citizen.sealed_user_id,
+                anonymous=citizen.anonymous,
+                sealed_conversation_id=citizen.sealed_conversation_id,
+            ),
+        }
 
     async def _recipient(
         self, conn: asyncpg.Connection, oa_id: str, pseudonym: str

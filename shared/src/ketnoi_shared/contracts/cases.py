@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .base import Envelope, Pseudonym
+from .notify import NotifyRecipient
 
 __all__ = ["CaseLocation", "CaseStatus", "Category", "TriagedCase", "Urgency"]
 
@@ -71,6 +72,18 @@ class TriagedCase(Envelope):
     message_count: int = Field(ge=0)
     opened_at: AwareDatetime
     last_message_at: AwareDatetime
+    question: str | None = Field(
+        default=None,
+        description="Procedure questions (category admin) only: the text of the message that "
+        "changed the case, for the automatic answer.",
+    )
+    question_msg_id: str | None = Field(
+        default=None, description="The Zalo msg_id of that message, to quote in the answer."
+    )
+    reply_to: NotifyRecipient | None = Field(
+        default=None,
+        description="Procedure questions only: where an answer goes (pseudonym, sealed ids).",
+    )
 
     def partition_key(self) -> str:
         return self.case_id

@@ -1,0 +1,1 @@
+"""Ketnoi media."""
