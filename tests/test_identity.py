@@ -10,6 +10,7 @@ from ketnoi_shared.identity import (
     generate_seal_key,
     is_pseudonym,
     is_sealed,
+    is_sealed_bytes,
 )
 
 USER = "8123456789012345678"
@@ -89,3 +90,34 @@ def test_rotation_keeps_old_tokens_readable(keys: dict[str, str]):
 def test_missing_or_bad_keys_refused(pseudonym_key: str | None, seal_key: str | None):
     with pytest.raises(MissingKeyError):
         IdentityProtector.from_keys(pseudonym_key=pseudonym_key, seal_key=seal_key)
+
+
+def test_seal_bytes_roundtrip_purpose_tampering_and_rotation(
+    protector: IdentityProtector, keys: dict[str, str]
+):
+    data = bytes(range(256)) * 1000
+    blob = protector.seal_bytes(data, purpose="media_original")
+    assert is_sealed_bytes(blob)
+    assert blob != protector.seal_bytes(data, purpose="media_original"), "random nonce"
+    assert data[:64] not in blob
+    assert protector.unseal_bytes(blob, purpose="media_original") == data
+    assert protector.unseal_bytes(protector.seal_bytes(b"", purpose="p"), purpose="p") == b""
+    with pytest.raises(UnsealError):
+        protector.unseal_bytes(blob, purpose="zalo_user_id")
+    tampered = bytearray(blob)
+    tampered[-1] ^= 1
+    with pytest.raises(UnsealError):
+        protector.unseal_bytes(bytes(tampered), purpose="media_original")
+    with pytest.raises(UnsealError):
+        protector.unseal_bytes(b"not sealed", purpose="media_original")
+    rotated = IdentityProtector.from_keys(
+        pseudonym_key=keys["pseudonym_key"],
+        seal_key=generate_seal_key("t2"),
+        old_seal_keys=keys["seal_key"],
+    )
+    assert rotated.unseal_bytes(blob, purpose="media_original") == data
+    stranger = IdentityProtector.from_keys(
+        pseudonym_key=keys["pseudonym_key"], seal_key=generate_seal_key("t3")
+    )
+    with pytest.raises(UnsealError):
+        stranger.unseal_bytes(blob, purpose="media_original")
