@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ketnoi_sandbox import ManualClock, SandboxSettings, create_sandbox_app, pkce_challenge
+from ketnoi_sandbox.citizen import WebhookTarget
 
 APP_ID = "1234567890123456789"
 APP_SECRET = "TESTAPPSECRETKEY0001"
@@ -24,6 +25,7 @@ ANON = "6123456789012345678"
 #: 2026-01-02 12:00:00 Vietnam time (05:00 UTC): daytime, so broadcasts are allowed.
 NOON = 1_767_330_000.0
 DAY = 86_400.0
+OA_SECRET = "TESTOASECRETKEY0001"
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # 43 characters
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
 JPEG = b"\xff\xd8\xff\xe0" + bytes(64)
@@ -41,6 +43,8 @@ class Harness:
     client: httpx.AsyncClient
     clock: ManualClock
     settings: SandboxSettings
+    #: The webhooks the simulated citizen delivered (with ``make_sandbox(phone=True)``).
+    webhooks: list[httpx.Request] = field(default_factory=list)
 
     async def tokens(self, oa: str = OA) -> dict[str, str]:
         r = await self.client.post("/sandbox/tokens", json={"oa_id": oa})
@@ -123,17 +127,35 @@ MakeHarness = Callable[..., AbstractAsyncContextManager[Harness]]
 
 @pytest.fixture
 def make_sandbox() -> MakeHarness:
-    """``async with make_sandbox(**settings_overrides) as sb:`` — a fresh sandbox at NOON."""
+    """``async with make_sandbox(**settings_overrides) as sb:`` — a fresh sandbox at NOON.
+
+    ``phone=True`` mounts the simulated citizen, whose webhooks land in ``sb.webhooks``
+    (answered ``webhook_status``, 200 by default).
+    """
 
     @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[Harness]:
+    async def make(
+        *, phone: bool = False, webhook_status: int = 200, **overrides: Any
+    ) -> AsyncIterator[Harness]:
         clock = ManualClock(NOON)
         oas = overrides.pop("oas", {OA: "Công an phường Bến Thành", OA2: "Công an phường Sài Gòn"})
         settings = SandboxSettings(clock=clock, oas=oas, **overrides)
-        app = create_sandbox_app(settings)
+        webhooks: list[httpx.Request] = []
+
+        def ingest(request: httpx.Request) -> httpx.Response:
+            webhooks.append(request)
+            return httpx.Response(webhook_status)
+
+        target = WebhookTarget(
+            url="http://ingest/zalo/webhook",
+            oa_secret=OA_SECRET,
+            retry_scale=0.0,
+            transport=httpx.MockTransport(ingest),
+        )
+        app = create_sandbox_app(settings, webhook=target if phone else None)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
-            yield Harness(client, clock, settings)
+            yield Harness(client, clock, settings, webhooks)
 
     return make
 

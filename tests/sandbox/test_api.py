@@ -466,6 +466,42 @@ async def test_upload_needs_the_file_field(sb: Harness) -> None:
     assert not_multipart.json()["error"] == -201
 
 
+async def test_upload_bodies_are_parsed_strictly(sb: Harness) -> None:
+    """python-multipart reads the body; anything but one complete ``file`` part is -201."""
+    token = await sb.token()
+
+    async def post(body: bytes, content_type: str = "multipart/form-data; boundary=XyZ") -> int:
+        r = await sb.client.post(
+            "/v2.0/oa/upload/image",
+            content=body,
+            headers={"access_token": token, "Content-Type": content_type},
+        )
+        assert r.status_code == 200
+        return r.json()["error"]
+
+    def part(name: str = "file", data: bytes = PNG, extra: str = "") -> bytes:
+        head = f'Content-Disposition: form-data; name="{name}"; filename="a.png"{extra}'
+        return b"--XyZ\r\n" + head.encode() + b"\r\nContent-Type: image/png\r\n\r\n" + data
+
+    tricky = PNG + b"\r\n--XyZnot-a-boundary\r\n" + bytes(8)
+    assert await post(part(data=tricky) + b"\r\n--XyZ--\r\n") == 0
+    assert await post(part() + b"\r\n--XyZ--") == 0  # no CRLF after the closing line
+    assert await post(part() + b"\r\n") == -201  # no closing delimiter
+    assert await post(part()[:-10]) == -201  # truncated
+    assert await post(part() + b"\r\n" + part() + b"\r\n--XyZ--\r\n") == -201  # two parts
+    assert await post(part(name="photo") + b"\r\n--XyZ--\r\n") == -201
+    assert await post(part(data=b"") + b"\r\n--XyZ--\r\n") == -201  # empty file
+    no_name = b"--XyZ\r\nContent-Disposition: form-data\r\n\r\n" + PNG + b"\r\n--XyZ--\r\n"
+    assert await post(no_name) == -201
+    no_disposition = b"--XyZ\r\nContent-Type: image/png\r\n\r\n" + PNG + b"\r\n--XyZ--\r\n"
+    assert await post(no_disposition) == -201
+    whole = part() + b"\r\n--XyZ--\r\n"
+    assert await post(whole, "multipart/form-data") == -201  # no boundary
+    assert await post(whole, "multipart/mixed; boundary=XyZ") == -201
+    assert await post(whole, "application/x-www-form-urlencoded") == -201
+    assert await post(whole, 'multipart/form-data; boundary="XyZ"') == 0  # quoted boundary
+
+
 async def test_uploaded_ids_expire_after_seven_days(sb: Harness) -> None:
     token = await sb.token()
     file_token = (await sb.upload(token, "file", PDF, "a.pdf", "application/pdf"))["data"]["token"]

@@ -9,7 +9,10 @@ One FastAPI app serves what are two hosts in real life, under Zalo's own paths:
   ``/v2.0/oa/conversation``, ``/v2.0/article/create`` and ``/v2.0/article/verify``.
 
 Plus ``/sandbox/...`` admin endpoints (not Zalo): create codes and token pairs, record user
-interactions, inject faults, read what was sent, reset.
+interactions, inject faults, read what was sent, reset; the simulated citizen
+(``/sandbox/citizen/send``, :mod:`ketnoi_sandbox.citizen`) and its page (``/phone``,
+:mod:`ketnoi_sandbox.phone`); and the citizens' media as Zalo's CDN serves it (``/media/<id>``
+behind signed, expiring links, :mod:`ketnoi_sandbox.media`).
 
 The Zalo rules enforced, with their source in ``shared/zalo/README.md``:
 
@@ -46,8 +49,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import Field as FormField
+from python_multipart.multipart import File as FormFile
+from python_multipart.multipart import FormParser, parse_options_header
 
-from .citizen import WebhookTarget, add_citizen_routes
+from .citizen import CitizenAction, WebhookTarget, add_citizen_routes
 from .errors import (
     OAUTH_INVALID_APP_ID,
     OAUTH_INVALID_CODE,
@@ -62,7 +69,8 @@ from .errors import (
     oauth_body,
     too_long,
 )
-from .multipart import MultipartError, parse_multipart
+from .media import add_media_routes
+from .phone import add_phone_routes
 from .settings import ManualClock, SandboxSettings
 from .state import (
     Article,
@@ -286,6 +294,9 @@ class InteractionRequest(_Strict):
     msg_id: str | None = None
     conversation_id: str | None = None
     is_follower: bool | None = None
+    #: A ``message``'s attachments as recorded (``{"type", **webhook payload}``): its kind is
+    #: the first one's type.
+    attachments: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class UserRequest(_Strict):
@@ -663,11 +674,8 @@ class Sandbox:
         """
 
         def handle(ctx: CallContext) -> dict[str, Any]:
-            try:
-                parts = parse_multipart(ctx.content_type, ctx.body)
-            except MultipartError:
-                raise invalid("file") from None
-            if len(parts) != 1 or parts[0].name != "file" or not parts[0].data:
+            parts = _multipart_parts(ctx.content_type, ctx.body)
+            if parts is None or len(parts) != 1 or parts[0].name != "file" or not parts[0].data:
                 raise invalid("file")
             part = parts[0]
             media_type = _sniff(kind, part.data, part.filename)
@@ -833,7 +841,7 @@ class Sandbox:
         }
         if "url" in first:
             entry["url"] = first["url"]
-            entry["thumb"] = first["url"]
+            entry["thumb"] = first.get("thumbnail", first["url"])
         return entry
 
     def article_create(self, ctx: CallContext) -> dict[str, Any]:
@@ -1076,9 +1084,11 @@ class Sandbox:
                         user_id=req.user_id,
                         direction="user",
                         api="sandbox/interactions",
-                        kind="text",
+                        kind=str(req.attachments[0].get("type", "text"))
+                        if req.attachments
+                        else "text",
                         text=req.text,
-                        attachments=[],
+                        attachments=[dict(a) for a in req.attachments],
                         sent_at=at,
                         recipient={"oa_id": req.oa_id},
                     )
@@ -1222,6 +1232,52 @@ def _sniff(kind: str, data: bytes, filename: str | None) -> str:
     raise invalid("file")
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    name: str
+    filename: str | None
+    data: bytes
+
+
+def _multipart_parts(content_type: str, body: bytes) -> list[_Part] | None:
+    """The parts of a complete ``multipart/form-data`` body (RFC 7578, parsed by
+    python-multipart, in memory), or None when it is not one."""
+    mime, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if mime != b"multipart/form-data" or not boundary:
+        return None
+    parts: list[_Part] = []
+    ended = False
+
+    def on_field(f: FormField) -> None:
+        parts.append(_Part((f.field_name or b"").decode("utf-8", "replace"), None, f.value or b""))
+
+    def on_file(f: FormFile) -> None:
+        f.file_object.seek(0)
+        name = (f.field_name or b"").decode("utf-8", "replace")
+        filename = None if f.file_name is None else f.file_name.decode("utf-8", "replace")
+        parts.append(_Part(name, filename, f.file_object.read()))
+
+    def on_end() -> None:
+        nonlocal ended
+        ended = True
+
+    parser = FormParser(
+        "multipart/form-data",
+        on_field,
+        on_file,
+        on_end=on_end,
+        boundary=boundary,
+        config={"MAX_BODY_SIZE": MAX_BODY_BYTES, "MAX_MEMORY_FILE_SIZE": MAX_BODY_BYTES},
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except FormParserError:
+        return None
+    return parts if ended else None
+
+
 def _parse_form(content_type: str, body: bytes) -> dict[str, str] | None:
     """An ``application/x-www-form-urlencoded`` body (README §4.2: a form, not JSON)."""
     if content_type.split(";", 1)[0].strip().lower() != "application/x-www-form-urlencoded":
@@ -1236,6 +1292,33 @@ def _parse_form(content_type: str, body: bytes) -> dict[str, str] | None:
             return None
         form[key] = value
     return form
+
+
+def _add_phone(app: FastAPI, sb: Sandbox, webhook: WebhookTarget) -> None:
+    """The simulated citizen's phone, recording what it sends in the sandbox's state."""
+
+    def record(action: CitizenAction, msg_id: str, attachments: list[dict[str, Any]]) -> None:
+        kind = action.kind if action.kind in ("follow", "unfollow") else "message"
+        sb.admin_interaction(
+            InteractionRequest(
+                oa_id=action.oa_id,
+                user_id=action.user_id,
+                kind=kind,
+                text=action.text,
+                msg_id=msg_id,
+                attachments=attachments,
+            )
+        )
+        if action.display_name:
+            sb.admin_upsert_user(
+                UserRequest(
+                    oa_id=action.oa_id, user_id=action.user_id, display_name=action.display_name
+                )
+            )
+
+    add_citizen_routes(
+        app, settings=sb.settings, media=lambda: sb.state.media, target=webhook, record=record
+    )
 
 
 def create_sandbox_app(
@@ -1307,20 +1390,9 @@ def create_sandbox_app(
     app.add_api_route("/sandbox/messages", sb.admin_messages, methods=["GET"], tags=admin)
     app.add_api_route("/sandbox/reset", sb.admin_reset, methods=["POST"], tags=admin)
     app.add_api_route("/sandbox/clock", sb.admin_clock, methods=["POST"], tags=admin)
+    add_media_routes(app, lambda: state.media)
+    add_phone_routes(app, settings, state, simulator=webhook is not None)
     if webhook is not None:
-
-        def interaction(action: Any, msg_id: str) -> None:
-            kind = action.kind if action.kind in ("follow", "unfollow") else "message"
-            sb.admin_interaction(
-                InteractionRequest(
-                    oa_id=action.oa_id,
-                    user_id=action.user_id,
-                    kind=kind,
-                    text=action.text,
-                    msg_id=msg_id,
-                )
-            )
-
-        add_citizen_routes(app, app_id=settings.app_id, target=webhook, interaction=interaction)
+        _add_phone(app, sb, webhook)
 
     return app

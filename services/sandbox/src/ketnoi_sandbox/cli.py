@@ -22,10 +22,24 @@ class SandboxServeSettings(CommonSettings):
         "(ingest's /zalo/webhook). Unset: no citizen simulator.",
     )
     sandbox_url: str = Field(
-        default="http://127.0.0.1:8090", description="The running sandbox (for scripts)."
+        default="http://127.0.0.1:8090",
+        description="The running sandbox (for scripts). When set, also the base of the "
+        "attachment links the sandbox puts in webhooks (else the address a request came to).",
     )
     sandbox_retry_scale: float = Field(
         default=0.01, description="Scale of Zalo's webhook retry delays in the sandbox."
+    )
+    sandbox_media_url_lifetime_s: int = Field(
+        default=6 * 3600,
+        gt=0,
+        description="Seconds a sandbox attachment link (photo, video, file sent by a simulated "
+        "citizen) stays valid; expired or tampered links get 403 like Zalo's CDN.",
+    )
+    sandbox_media_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Bytes of simulated citizens' media the sandbox keeps in memory "
+        "(oldest dropped beyond).",
     )
     zalo_oa_secret: SecretStr | None = None
     zalo_app_secret: SecretStr | None = None
@@ -54,10 +68,15 @@ def sandbox(ctx: click.Context) -> None:
             oa_secret=settings.zalo_oa_secret.get_secret_value(),
             retry_scale=settings.sandbox_retry_scale,
         )
-    extra = {}
+    extra: dict[str, object] = {
+        "media_url_lifetime_s": settings.sandbox_media_url_lifetime_s,
+        "media_max_bytes": settings.sandbox_media_max_bytes,
+    }
+    if "sandbox_url" in settings.model_fields_set:
+        extra["public_url"] = settings.sandbox_url
     if settings.zalo_app_secret:
         extra["app_secret"] = settings.zalo_app_secret.get_secret_value()
-    app = create_sandbox_app(SandboxSettings(**extra), webhook=webhook)
+    app = create_sandbox_app(SandboxSettings.model_validate(extra), webhook=webhook)
 
     add_probes(app, ReadinessChecks(), service="sandbox")  # in memory: always ready
     serve(app, settings)
@@ -72,13 +91,33 @@ def sandbox(ctx: click.Context) -> None:
     help="The citizen's Zalo user id (the fixtures' fake one by default).",
 )
 @click.option("--oa", default="4123456789012345678", show_default=True)
-@click.option("--photo", is_flag=True, help="Send a photo (TEXT is its caption).")
+@click.option(
+    "--photo", is_flag=True, help="Send a sample photo with GPS EXIF (TEXT is its caption)."
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Send this picture, video or document (TEXT is a picture's caption).",
+)
 @click.option("--location", default=None, help="Share a location: LAT,LON.")
 @click.option("--follow", is_flag=True, help="Follow the OA.")
 def say(
-    text: str | None, *, user: str, oa: str, photo: bool, location: str | None, follow: bool
+    text: str | None,
+    *,
+    user: str,
+    oa: str,
+    photo: bool,
+    path: str | None,
+    location: str | None,
+    follow: bool,
 ) -> None:
-    """Act as a citizen in Zalo: send TEXT (or a photo, a location, a follow) to an OA."""
+    """Act as a citizen in Zalo: send TEXT (or a photo, a file, a location, a follow) to an
+    OA."""
+    import mimetypes  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
     import httpx  # noqa: PLC0415
 
     settings = load_settings(SandboxServeSettings)
@@ -90,7 +129,17 @@ def say(
         action.update(kind="location", latitude=float(lat), longitude=float(lon))
     elif photo:
         action["kind"] = "image"
-    response = httpx.post(f"{settings.sandbox_url}/sandbox/citizen/send", json=action, timeout=10)
+    url = f"{settings.sandbox_url}/sandbox/citizen/send"
+    if path:
+        media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        kind = media_type.split("/")[0]
+        action["kind"] = kind if kind in ("image", "video") else "file"
+        fields = {k: str(v) for k, v in action.items() if v is not None}
+        with Path(path).open("rb") as handle:
+            files = {"file": (Path(path).name, handle, media_type)}
+            response = httpx.post(url, data=fields, files=files, timeout=30)
+    else:
+        response = httpx.post(url, json=action, timeout=10)
     response.raise_for_status()
     click.echo(json.dumps(response.json(), ensure_ascii=False))
 

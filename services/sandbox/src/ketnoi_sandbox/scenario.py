@@ -1,7 +1,8 @@
 """Scripted citizens: a YAML scenario of actions on the simulated phone and expectations on
 what the OA answers, run against a running sandbox (``ketnoi sandbox scenario FILE``).
 
-Steps: ``say: TEXT``, ``photo: CAPTION``, ``location: [LAT, LON]``, ``follow: true``,
+Steps: ``say: TEXT``, ``photo: CAPTION`` (a generated JPEG with GPS EXIF, hosted by the
+sandbox), ``location: [LAT, LON]``, ``follow: true``,
 ``wait: SECONDS``, and ``expect_replies: N`` (with ``within: SECONDS`` and ``contains:
 [TEXT, ...]``) which waits for the phone to have exactly N replies from the OA.
 """

@@ -69,7 +69,10 @@ class SandboxSettings(BaseModel):
     #: used as the HMAC key of the optional ``appsecret_proof`` header (§3.1).
     app_secret: str = DEFAULT_APP_SECRET
     #: OA id → OA name: the OAs linked to the App that can grant access.
-    oas: dict[str, str] = Field(default_factory=lambda: {DEFAULT_OA_ID: "Công an phường Bến Thành"})
+    #: The default is the demo directory's owner of the fixtures' OA id (triage demo_oas.yaml).
+    oas: dict[str, str] = Field(
+        default_factory=lambda: {DEFAULT_OA_ID: "Công an phường Xuân Hương - Đà Lạt"}
+    )
     #: Registered callback URLs (§4.1: an unregistered redirect gets -14003). Empty = any URL is
     #: accepted (sandbox convenience).
     redirect_uris: tuple[str, ...] = ()
@@ -115,6 +118,18 @@ class SandboxSettings(BaseModel):
     upload_lifetime_s: int = 7 * DAY_S
     #: Seconds an article stays "being processed" (-214 from verify) after create (§5.1).
     article_processing_s: float = 0.0
+
+    #: Base URL of the sandbox in the attachment links it hands out (``<base>/media/<id>``);
+    #: None: the URL the citizen's request came to (sandbox choice).
+    public_url: str | None = None
+    #: Lifetime of an attachment link in a webhook. Zalo documents none (§1.4, §6 item 9); CDN
+    #: links are signed and expire, so the sandbox's do too (sandbox choice: 6 h). An expired or
+    #: tampered link gets 403.
+    media_url_lifetime_s: int = Field(default=6 * 3600, gt=0)
+    #: Bytes of citizens' media kept in memory; the oldest are dropped beyond (sandbox choice).
+    media_max_bytes: int = Field(default=64 * MIB, gt=0)
+    #: Largest single photo, video or file a simulated citizen can send (sandbox choice).
+    media_item_max_bytes: int = Field(default=16 * MIB, gt=0)
 
     #: How long a ``timeout`` / ``timeout_after_write`` fault hangs before answering 504
     #: (sandbox choice; longer than any sane client timeout).

@@ -1,4 +1,5 @@
-"""In-memory state of the sandbox: token pairs, codes, users, sends, uploads, articles, faults.
+"""In-memory state of the sandbox: token pairs, codes, users, sends, uploads, articles, faults,
+and the citizens' media behind signed links.
 
 One :class:`SandboxState` per app, guarded by one re-entrant lock. Handlers take ``state.lock``
 around each read-check-write sequence so that, for example, two concurrent refreshes with the
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, Literal
 
+from .media import MediaStore
 from .settings import SandboxSettings
 
 __all__ = [
@@ -280,6 +282,12 @@ class SandboxState:
             self._rate_minute: int | None = None
             self._rate_count = 0
             self._seq = 0
+            self.media = MediaStore(
+                max_bytes=self.settings.media_max_bytes,
+                item_max_bytes=self.settings.media_item_max_bytes,
+                url_lifetime_s=self.settings.media_url_lifetime_s,
+                clock=self.settings.clock,
+            )
 
     def now(self) -> float:
         return self.settings.clock()
