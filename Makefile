@@ -31,8 +31,18 @@ run: install ##@Run Start the whole system on embedded Kafka + PostgreSQL (Ctrl-
 	$(BIN)/ketnoi up
 
 .PHONY: test
-test: install ##@Test Run the whole test suite (real broker and PostgreSQL)
+test: install browser ##@Test Run the whole test suite (real broker and PostgreSQL, a real browser)
 	$(BIN)/pytest -q -ra
+
+# The console's browser test drives Debian's Chromium (Playwright cannot download browsers
+# here): install the package when it is missing (needs root or sudo, and Debian's registry).
+CHROMIUM ?= /usr/bin/chromium
+.PHONY: browser
+browser: ##@Setup Install Debian's chromium for the browser tests when it is missing
+	@test -x $(CHROMIUM) || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 .PHONY: test-fast
 test-fast: install ##@Test Unit tests only (no broker, no database)

@@ -3,8 +3,6 @@ second start reuses the database."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +14,7 @@ import psutil
 import pytest
 
 from ketnoi_sandbox.scenario import run_scenario
-from ketnoi_stack.embedded import free_port
+from tests.support.stack import run_until_ready, stack_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,23 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("KETNOI_KAFKA_BOOTSTRAP", "KETNOI_DATABASE_URL")
-    }
-    env.update(
-        {
-            "KETNOI_DATA_DIR": str(data_dir),
-            "KETNOI_EMBEDDED_KAFKA_PORT": str(free_port()),
-            "KETNOI_INGEST_PORT": str(free_port()),
-            "KETNOI_TRIAGE_PORT": str(free_port()),
-            "KETNOI_NOTIFIER_PORT": str(free_port()),
-            "KETNOI_SANDBOX_PORT": str(free_port()),
-            "KETNOI_LOG_FORMAT": "json",
-        }
-    )
-    return env
+    return stack_env(data_dir)
 
 
 def _leftovers(data_dir: Path, env: dict[str, str]) -> list[str]:
@@ -60,22 +42,7 @@ def _leftovers(data_dir: Path, env: dict[str, str]) -> list[str]:
 
 
 def _run_until_ready(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ketnoi_shared", "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    state_file = data_dir / "endpoints.json"
-    deadline = time.monotonic() + 90
-    while not state_file.exists():
-        if proc.poll() is not None:
-            raise AssertionError(proc.stdout.read().decode()[-3000:])
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("ketnoi up did not become ready in 90 s")
-        time.sleep(0.2)
-    return proc, json.loads(state_file.read_text())
+    return run_until_ready(env, data_dir)
 
 
 def test_up_ready_ctrl_c_clean_and_database_reused(tmp_path: Path):
@@ -84,7 +51,15 @@ def test_up_ready_ctrl_c_clean_and_database_reused(tmp_path: Path):
     proc, state = _run_until_ready(env, data_dir)
     try:
         assert state["kafka_embedded"] and state["database_embedded"]
-        assert set(state["services"]) >= {"ingest", "triage", "notifier", "sandbox"}
+        assert set(state["services"]) >= {
+            "ingest",
+            "triage",
+            "notifier",
+            "sandbox",
+            "media",
+            "news",
+            "console",
+        }
         for name, svc in state["services"].items():
             assert svc["ready"], name
             assert httpx.get(svc["readyz"], timeout=5).status_code == 200, name

@@ -238,3 +238,66 @@ async def test_a_batch_groups_like_one_by_one(
         assert set(await triage_service.handle_batch(conn, batch)) == {"duplicate"}
     assert await pool.fetchval("SELECT count(*) FROM case_messages") == 4
     assert len(await outbox(pool, "notify.requests.v1")) == 2
+
+
+async def test_menu_queries_are_left_to_the_news_service(
+    pool: asyncpg.Pool, triage_service: TriageService, events: EventFactory
+):
+    for i, text in enumerate(("#tin_tuc", "tin tức", "#cong_vu", "#lien_he")):
+        outcome = await handle(
+            pool, triage_service, events.make("user_send_text", at=later(i), text=text)
+        )
+        assert outcome == "menu_query", text
+    assert await pool.fetchval("SELECT count(*) FROM cases") == 0
+    assert await outbox(pool, "notify.requests.v1") == []
+    # A tip that mentions the news is still a tip.
+    tip = "tin tức gì đâu, có đứa trộm xe máy trước nhà tôi vừa chạy về hướng chợ"
+    assert (
+        await handle(pool, triage_service, events.make("user_send_text", at=later(9), text=tip))
+        == "opened"
+    )
+
+
+async def test_search_text_and_submitted_identity_are_kept_for_the_console(
+    pool: asyncpg.Pool, triage_service: TriageService, events: EventFactory, protector
+):
+    await handle(
+        pool,
+        triage_service,
+        events.make("user_send_text", at=later(0), text="Đánh bạc ở quán nước đường Hùng Vương"),
+    )
+    await handle(
+        pool, triage_service, events.make("user_send_text", at=later(1), text="Đông người lắm")
+    )
+    search = await pool.fetchval("SELECT search_text FROM cases")
+    assert "danh bac o quan nuoc duong hung vuong" in search and "dong nguoi lam" in search
+    await handle(pool, triage_service, events.make("user_submit_info", at=later(2)))
+    contact = await pool.fetchrow("SELECT sealed_name, sealed_phone FROM citizen_contacts")
+    assert contact["sealed_name"].startswith("sealed:")
+    assert contact["sealed_phone"].startswith("sealed:")
+    info = events.make("user_submit_info", at=later(3))
+    assert protector.unseal(contact["sealed_phone"], purpose="phone") == protector.unseal(
+        info.submitted_info.sealed_phone, purpose="phone"
+    )
+
+
+async def test_an_officers_transfer_stands_when_the_citizen_writes_again(
+    pool: asyncpg.Pool, triage_service: TriageService, events: EventFactory
+):
+    await handle(
+        pool,
+        triage_service,
+        events.make("user_send_text", at=later(0), text="Có người đánh nhau ở cổng chợ Đà Lạt"),
+    )
+    case = await pool.fetchrow("SELECT * FROM cases")
+    await pool.execute(
+        "UPDATE cases SET owner_unit_id = 'ld-pc-hinh-su', owner_set_by = 'officer:7' "
+        "WHERE id = $1",
+        case["id"],
+    )
+    await handle(
+        pool, triage_service, events.make("user_send_text", at=later(1), text="giờ vẫn còn đánh")
+    )
+    assert await pool.fetchval("SELECT owner_unit_id FROM cases") == "ld-pc-hinh-su"
+    last = TriagedCase.model_validate_json((await outbox(pool, "reports.triaged.v1"))[-1])
+    assert last.owner_unit_id == "ld-pc-hinh-su"

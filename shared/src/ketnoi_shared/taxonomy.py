@@ -1,4 +1,7 @@
-"""The triage labels (../shared/triage/TAXONOMY.md) and their Vietnamese names for officers."""
+"""The triage labels (../shared/triage/TAXONOMY.md) and their Vietnamese names for officers.
+
+Shared: triage decides with them, the console shows them and officers correct them.
+"""
 
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ _GENERATORS: dict[str, Callable[[], str]] = {
     "ketnoi_zalo_oa_secret": lambda: secrets.token_urlsafe(24),
     # The App secret key the notifier presents to the sandbox's OAuth endpoint.
     "ketnoi_zalo_app_secret": lambda: secrets.token_urlsafe(24),
+    # The key the console signs its session cookies with.
+    "ketnoi_console_session_secret": lambda: secrets.token_urlsafe(32),
 }
 
 

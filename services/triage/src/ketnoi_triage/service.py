@@ -12,9 +12,11 @@ re-triages the whole case; an operator's decision always wins over the automatic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +42,8 @@ from ketnoi_shared.contracts import (
 )
 from ketnoi_shared.db import enqueue, enqueue_many
 from ketnoi_shared.metrics import INBOX_DUPLICATES
+from ketnoi_shared.queries import classify_query
+from ketnoi_shared.text import normalize
 
 from .classify.taxonomy import TIP_CATEGORIES
 from .directory import Directory
@@ -54,6 +58,7 @@ log = structlog.get_logger("ketnoi.triage")
 CONSUMER: Final = "triage"
 _REF_ALPHABET: Final = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _MAX_TEXT: Final = 6000
+_MAX_SEARCH_TEXT: Final = 20_000
 _DISASTER_CUES: Final = frozenset({"fire_flood"})
 _VN: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -101,6 +106,21 @@ class CaseDecision:
     location: dict[str, Any] | None
     outside_province: bool
     disaster: bool
+
+
+def _without_menu_queries(
+    messages: list[tuple[int, ZaloEvent]], outcomes: list[str]
+) -> list[tuple[int, ZaloEvent]]:
+    """Menu queries (#tin_tuc, #cong_vu, "tin tức"...) are the news service's to answer: no
+    case, no greeting, no acknowledgement from triage."""
+    kept = []
+    for i, e in messages:
+        message = e.message
+        if message is not None and not message.attachments and classify_query(message.text):
+            outcomes[i] = "menu_query"
+        else:
+            kept.append((i, e))
+    return kept
 
 
 def _recipient_of(contact: asyncpg.Record) -> NotifyRecipient:
@@ -174,6 +194,9 @@ class TriageService:
                 (i, e) for i, e in with_citizen if e.kind in (EventKind.FOLLOW, EventKind.UNFOLLOW)
             ]
             await self._follows(conn, [e for _, e in follows])
+            await self._submitted_info(
+                conn, [e for _, e in with_citizen if e.kind is EventKind.SUBMIT_INFO]
+            )
             for i, e in follows:
                 outcomes[i] = e.kind.value
             messages = [
@@ -184,6 +207,7 @@ class TriageService:
             for i, _ in with_citizen:
                 if outcomes[i] == "duplicate":
                     outcomes[i] = "recorded"  # messages below say opened/joined instead
+            messages = _without_menu_queries(messages, outcomes)
             touched: dict[uuid.UUID, _Touched] = {}
             if messages:
                 for (i, _), outcome in zip(
@@ -211,6 +235,27 @@ class TriageService:
         ]
         if rows:
             await conn.executemany(_UPSERT_CONTACT, rows)
+
+    async def _submitted_info(self, conn: asyncpg.Connection, events: list[ZaloEvent]) -> None:
+        """What a citizen chose to share (user_submit_info) stays sealed; the console shows it
+        only through an audited reveal."""
+        rows = [
+            (
+                e.oa_id,
+                e.citizen.pseudonym,
+                e.submitted_info.sealed_name,
+                e.submitted_info.sealed_phone,
+            )
+            for e in events
+            if e.citizen is not None and e.submitted_info is not None
+        ]
+        if rows:
+            await conn.executemany(
+                """UPDATE citizen_contacts SET sealed_name = COALESCE($3, sealed_name),
+                       sealed_phone = COALESCE($4, sealed_phone)
+                   WHERE oa_id = $1 AND citizen_pseudonym = $2""",
+                rows,
+            )
 
     async def _follows(self, conn: asyncpg.Connection, events: list[ZaloEvent]) -> None:
         if events:
@@ -307,16 +352,27 @@ class TriageService:
             ],
         )
         spans = {s.id: s for s in assigned}
+        # The console searches cases without diacritics: keep each case's folded text.
+        searchable: dict[uuid.UUID, list[str]] = defaultdict(list)
+        for s, e in zip(assigned, events, strict=True):
+            if e.message is not None:
+                texts = [e.message.text or ""]
+                texts += [a.description or "" for a in e.message.attachments]
+                searchable[s.id].append(normalize(" ".join(t for t in texts if t)).folded)
         await conn.execute(
             """UPDATE cases c SET last_message_at = GREATEST(c.last_message_at, u.last),
-                 opened_at = LEAST(c.opened_at, u.first), message_count = c.message_count + u.n
-               FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::int[])
-                    AS u(id, first, last, n)
+                 opened_at = LEAST(c.opened_at, u.first), message_count = c.message_count + u.n,
+                 search_text = right(c.search_text || ' ' || u.folded, $6)
+               FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::int[],
+                           $5::text[])
+                    AS u(id, first, last, n, folded)
                WHERE c.id = u.id""",
             list(spans),
             [s.first for s in spans.values()],
             [s.last for s in spans.values()],
             [s.count for s in spans.values()],
+            [" ".join(searchable.get(i, ())).strip() for i in spans],
+            _MAX_SEARCH_TEXT,
         )
         return outcomes
 
@@ -471,6 +527,9 @@ class TriageService:
         changed something, and queue ``reports.triaged.v1`` for every case."""
         ids = list(decisions)
         routes = {i: self._route(cases[i], decisions[i]) for i in ids}
+        for i in ids:
+            if cases[i]["owner_set_by"] is not None:  # transferred by an officer: it stands
+                routes[i] = dataclasses.replace(routes[i], owner_unit_id=cases[i]["owner_unit_id"])
         locations = [
             json.dumps(decisions[i].location, ensure_ascii=False) if decisions[i].location else None
             for i in ids
@@ -478,7 +537,10 @@ class TriageService:
         rows = await conn.fetch(
             """UPDATE cases c SET category = u.category, subcategory = u.subcategory,
                  urgency = u.urgency, confidence = u.confidence, explanation = u.explanation,
-                 decided_by = u.decided_by, owner_unit_id = u.owner,
+                 decided_by = u.decided_by,
+                 -- An officer's transfer stands: triage then only adds info copies.
+                 owner_unit_id = CASE WHEN c.owner_set_by IS NULL THEN u.owner
+                                      ELSE c.owner_unit_id END,
                  info_unit_ids = CASE WHEN u.info = '' THEN '{}'::text[]
                                       ELSE string_to_array(u.info, ',') END,
                  lane = u.lane, location = u.location::jsonb,

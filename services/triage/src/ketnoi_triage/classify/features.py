@@ -425,7 +425,7 @@ CUES: Final[tuple[Cue, ...]] = (
     _c(
         "fight",
         r"danh nhau|hon chien|dam nhau|an thua|xo xat|cau (bang|nhau)|tu tap .{0,20}"
-        r"(gay gua|danh)|fight(ing|s)?|brawl",
+        r"(gay gua|danh(?! (bac|de|lo|bai|xoc dia|ca do)))|fight(ing|s)?|brawl",
         "public_order/fight",
         "đánh nhau, gây rối",
     ),
