@@ -203,3 +203,42 @@ async def test_not_every_case_is_a_question(
         assert await news_service.handle_case(conn, tip) == "ignored"
         assert await news_service.handle_case(conn, menu) == "ignored"
     assert await requests(pool) == []
+
+
+async def test_status_check_tells_the_coarse_state_only(
+    pool: asyncpg.Pool,
+    units: None,
+    news_service: NewsService,
+    events: EventFactory,
+    protector: IdentityProtector,
+):
+    tip = case(protector, "có trộm xe").model_copy(
+        update={"category": Category.CRIME, "question": None, "reply_to": None}
+    )
+    async with pool.acquire() as conn:
+        await news_service.handle_case(conn, tip)
+        verifying = tip.model_copy(
+            update={"event_id": "case:c1:v5", "version": 5, "status": CaseStatus.VERIFYING}
+        )
+        await news_service.handle_case(conn, verifying)
+        await news_service.handle_case(conn, tip)  # an older version arriving late: ignored
+    asks = [
+        events.make("user_send_text", at=later(i), text=text)
+        for i, text in enumerate(("#tra_cuu LD-ABCDE", "tra cứu ld-zzzzz", "#tra_cuu"))
+    ]
+    for event in asks:
+        assert await handle(pool, news_service, event) == "menu:tra_cuu"
+    found, missing, usage = (r.text for r in await requests(pool))
+    assert "LD-ABCDE đang được xác minh" in found
+    for secret in ("trộm", "Xuân Hương", "tội phạm", "crime"):
+        assert secret not in found
+    assert "Không tìm thấy tin báo có mã LD-ZZZZZ" in missing
+    assert "#tra_cuu LD-7K2Q9" in usage
+    # Enough lookups to try codes one by one are refused.
+    for i in range(10):
+        await handle(
+            pool,
+            news_service,
+            events.make("user_send_text", at=later(10 + i), text="#tra_cuu LD-ABCDE"),
+        )
+    assert "nhiều lần" in (await requests(pool))[-1].text

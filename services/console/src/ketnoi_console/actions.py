@@ -40,6 +40,7 @@ __all__ = [
     "add_note",
     "assign",
     "change_status",
+    "extend_deadline",
     "mark_read",
     "reclassify",
     "reply",
@@ -394,6 +395,26 @@ async def reclassify(
         },
     )
     await _publish(conn, row)
+
+
+async def extend_deadline(
+    conn: asyncpg.Connection, viewer: Viewer, case_id: str, reason: str, *, allowed: int
+) -> None:
+    """Extend the legal deadline of a denunciation or crime report (20 days → 2 months →
+    up to 2 more months): unit leads and supervisors only, with a reason."""
+    case = await _case(conn, case_id)
+    _require_owner(viewer, case)
+    if viewer.role.value not in ("lead", "supervisor"):
+        raise ActionError("Chỉ lãnh đạo đơn vị mới được gia hạn thời hạn giải quyết.")
+    reason = reason.strip()
+    if len(reason) < MIN_REASON:
+        raise ActionError("Cần ghi rõ lý do gia hạn (ít nhất 10 ký tự).")
+    done = await conn.fetchval(
+        "SELECT count(*) FROM case_actions WHERE case_id = $1 AND kind = 'extend'", case["id"]
+    )
+    if done >= allowed:
+        raise ActionError("Tin báo đã được gia hạn tối đa theo quy định.")
+    await _record(conn, viewer, case["id"], "extend", body=reason, data={"n": done + 1})
 
 
 async def mark_read(conn: asyncpg.Connection, viewer: Viewer, case_id: uuid.UUID) -> None:

@@ -38,6 +38,9 @@ from . import actions
 from .access import Viewer, scoped
 from .auth import Sessions, audit
 from .cases import CaseFilters, case_detail, inbox, reply_window
+from .clocks import Policy, case_clocks
+from .dashboards import bar_chart, build_dashboard, clock_rows, stacked_chart
+from .escalation import raise_escalations
 from .live import CaseFeed
 from .settings import ConsoleSettings
 
@@ -153,6 +156,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
     state = ServiceResources(settings)
     holder: dict[str, Any] = {}
     templates = _templates()
+    policy = Policy.load(settings.console_policy)
 
     @broker.subscriber(
         NOTIFY_RESULTS.name,
@@ -194,6 +198,11 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
         feed = CaseFeed(settings.database_url or "", pool)
         await feed.start()
         holder["feed"] = feed
+
+        async def escalate() -> None:
+            await raise_escalations(pool, policy)
+
+        state.every(settings.console_escalation_interval_s, escalate)
 
     async def shutdown() -> None:
         if "feed" in holder:
@@ -242,11 +251,17 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
             status_code=exc.status_code,
         )
 
-    def page(
+    async def page(
         request: Request, name: str, viewer: Viewer | None, status_code: int = 200, **ctx: Any
     ) -> HTMLResponse:
+        alerts = 0
+        if viewer is not None and viewer.units and not name.startswith("_"):
+            async with scoped(pool(), viewer.units) as conn:
+                alerts = await conn.fetchval(
+                    "SELECT count(*) FROM escalations WHERE seen_at IS NULL"
+                )
         return templates.TemplateResponse(
-            request, name, {"viewer": viewer, **ctx}, status_code=status_code
+            request, name, {"viewer": viewer, "alerts": alerts, **ctx}, status_code=status_code
         )
 
     # -- login -------------------------------------------------------------------------------
@@ -254,7 +269,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
     @app.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request, next: str = "/inbox") -> Response:
         token = secrets.token_urlsafe(24)
-        response = page(request, "login.html", None, login_csrf=token, next=_safe_next(next))
+        response = await page(request, "login.html", None, login_csrf=token, next=_safe_next(next))
         response.set_cookie(
             "ketnoi_login_csrf",
             token,
@@ -284,7 +299,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                 else "Tên đăng nhập hoặc mật khẩu không đúng."
             )
             token = secrets.token_urlsafe(24)
-            response = page(
+            response = await page(
                 request,
                 "login.html",
                 None,
@@ -337,6 +352,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
             status=q.get("status") if q.get("status") in (*STATUS_VI, "open") else None,
             unread=q.get("unread") == "1",
             overdue=q.get("overdue") == "1",
+            due_soon=q.get("due_soon") == "1",
             q=(q.get("q") or "")[:200],
         )
 
@@ -348,6 +364,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                 unit_id=viewer.unit_id,
                 units=viewer.units,
                 filters=filters,
+                policy=policy,
             )
 
     @app.get("/")
@@ -358,13 +375,13 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
     async def inbox_page(request: Request, viewer: Current) -> Response:
         filters = filters_of(request)
         rows = await rows_for(viewer, filters)
-        return page(request, "inbox.html", viewer, rows=rows, filters=filters)
+        return await page(request, "inbox.html", viewer, rows=rows, filters=filters)
 
     @app.get("/inbox/rows", response_class=HTMLResponse)
     async def inbox_rows(request: Request, viewer: Current) -> Response:
         filters = filters_of(request)
         rows = await rows_for(viewer, filters)
-        return page(request, "_rows.html", viewer, rows=rows, filters=filters)
+        return await page(request, "_rows.html", viewer, rows=rows, filters=filters)
 
     @app.get("/inbox.csv")
     async def inbox_export(request: Request, viewer: Current) -> Response:
@@ -457,18 +474,29 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                     unit_id=view.case["owner_unit_id"],
                     client=_client(request),
                 )
+        first_reply = next((i["at"] for i in view.timeline if i.get("kind") == "reply"), None)
+        extensions = sum(1 for i in view.timeline if i.get("kind") == "extend")
+        clocks = case_clocks(
+            view.case,
+            policy,
+            unit_kind=None,
+            first_reply_at=first_reply,
+            extensions=extensions,
+        )
         window = reply_window(
             view.last_interaction_at,
             free_h=settings.console_reply_window_free_h,
             max_h=settings.console_reply_window_max_h,
         )
-        return page(
+        return await page(
             request,
             "_timeline.html" if fragment else "case.html",
             viewer,
             status_code=400 if error else 200,
             view=view,
             window=window,
+            clocks=clocks,
+            can_extend=extensions < len(policy.legal_extensions) and "legal" in clocks,
             units=units,
             error=error,
             revealed=revealed,
@@ -618,6 +646,150 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
             ),
         )
 
+    @app.post("/cases/{case_id}/extend")
+    async def post_extend(
+        request: Request,
+        case_id: str,
+        viewer: Current,
+        csrf_token: Csrf = "",
+        reason: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Response:
+        return await act(
+            request,
+            viewer,
+            case_id,
+            csrf_token,
+            lambda conn: actions.extend_deadline(
+                conn, viewer, case_id, reason, allowed=len(policy.legal_extensions)
+            ),
+        )
+
+    # -- deadlines, alerts and dashboards ---------------------------------------------------
+
+    @app.get("/deadlines", response_class=HTMLResponse)
+    async def deadlines(request: Request, viewer: Current) -> Response:
+        async with scoped(pool(), viewer.units) as conn:
+            rows = await conn.fetch(
+                """SELECT c.id, c.reference, c.category, c.subcategory, c.urgency, c.status,
+                          c.lane, c.owner_unit_id, c.opened_at, c.closed_at, c.citizen_pseudonym,
+                          c.location, u.name AS owner_name, u.kind AS owner_kind,
+                          (SELECT min(a.at) FROM case_actions a
+                            WHERE a.case_id = c.id AND a.kind = 'reply') AS first_reply_at,
+                          (SELECT count(*) FROM case_actions a
+                            WHERE a.case_id = c.id AND a.kind = 'extend') AS extensions
+                   FROM cases c LEFT JOIN units u ON u.id = c.owner_unit_id
+                   WHERE c.status IN ('new', 'acknowledged', 'verifying')
+                     AND c.lane IN ('tips', 'procedures')
+                   ORDER BY c.opened_at LIMIT 2000"""
+            )
+        clocked = clock_rows(list(rows), policy, unit_id=viewer.unit_id, now=now())
+        overdue = [r for r in clocked if r["late"]]
+        due_soon = [r for r in clocked if r["due_soon"] and not r["late"]]
+        return await page(request, "deadlines.html", viewer, overdue=overdue, due_soon=due_soon)
+
+    @app.get("/alerts", response_class=HTMLResponse)
+    async def alerts_page(request: Request, viewer: Current) -> Response:
+        async with scoped(pool(), viewer.units) as conn:
+            rows = await conn.fetch(
+                """SELECT e.*, c.reference, c.urgency, u.name AS owner_name
+                   FROM escalations e JOIN cases c ON c.id = e.case_id
+                   LEFT JOIN units u ON u.id = c.owner_unit_id
+                   ORDER BY e.seen_at IS NULL DESC, e.raised_at DESC LIMIT 200"""
+            )
+        return await page(request, "alerts.html", viewer, rows=rows)
+
+    @app.post("/alerts/{case_id}/{kind}/seen")
+    async def alert_seen(
+        case_id: str, kind: str, viewer: Current, csrf_token: Csrf = ""
+    ) -> Response:
+        csrf(viewer, csrf_token)
+        async with scoped(pool(), viewer.units) as conn:
+            await conn.execute(
+                """UPDATE escalations SET seen_by = $3, seen_at = now()
+                   WHERE case_id::text = $1 AND kind = $2 AND seen_at IS NULL""",
+                case_id,
+                kind[:40],
+                viewer.account_id,
+            )
+        return RedirectResponse("/alerts", status_code=303)
+
+    def require_dashboard(viewer: Viewer) -> None:
+        if viewer.role.value not in ("lead", "supervisor"):
+            raise HTTPException(403, "Bảng số liệu dành cho lãnh đạo đơn vị và giám sát cấp tỉnh.")
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    async def dashboard(request: Request, viewer: Current, days: int = 14) -> Response:
+        require_dashboard(viewer)
+        days = max(7, min(days, 90))
+        async with scoped(pool(), viewer.units) as conn:
+            dash = await build_dashboard(conn, policy, unit_id=viewer.unit_id, days=days)
+        return await page(
+            request,
+            "dashboard.html",
+            viewer,
+            dash=dash,
+            days=days,
+            per_day_svg=stacked_chart(dash, title="Tin báo mỗi ngày theo nhóm"),
+            per_unit_svg=bar_chart(dash.per_unit, title="Tin báo theo đơn vị chủ trì"),
+            reply_svg=bar_chart(dash.reply_hist, title="Thời gian đến lần trả lời đầu tiên"),
+        )
+
+    @app.get("/dashboard.csv")
+    async def dashboard_export(request: Request, viewer: Current, days: int = 30) -> Response:
+        require_dashboard(viewer)
+        days = max(7, min(days, 90))
+        async with scoped(pool(), viewer.units) as conn:
+            dash = await build_dashboard(conn, policy, unit_id=viewer.unit_id, days=days)
+        async with pool().acquire() as conn:
+            await audit(
+                conn,
+                account_id=viewer.account_id,
+                username=viewer.username,
+                action="export.dashboard",
+                unit_id=viewer.unit_id,
+                client=_client(request),
+                detail=json.dumps({"rows": len(dash.clocks), "days": days}),
+            )
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "ma_tin_bao",
+                "nguoi_bao_tin",
+                "don_vi_chu_tri",
+                "nhom",
+                "muc_do",
+                "trang_thai",
+                "mo_luc",
+                "han_tra_loi_dau",
+                "tra_loi_dau",
+                "han_giai_quyet",
+                "dung_han",
+            ]
+        )
+        for r in dash.clocks:
+            first, resolution = r["clocks"]["first_reply"], r["clocks"]["resolution"]
+            writer.writerow(
+                [
+                    r["reference"],
+                    r["label"],
+                    r["owner_name"] or r["owner_unit_id"],
+                    CATEGORY_VI.get(r["category"], r["category"]),
+                    URGENCY_VI.get(r["urgency"], r["urgency"]),
+                    STATUS_VI.get(r["status"]),
+                    _vn_time(r["opened_at"]),
+                    _vn_time(first.due_at),
+                    _vn_time(first.stopped_at),
+                    _vn_time(resolution.due_at),
+                    "có" if not r["late"] else "không",
+                ]
+            )
+        return Response(
+            out.getvalue().encode("utf-8-sig"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="so-lieu.csv"'},
+        )
+
     @app.post("/cases/{case_id}/reveal", response_class=HTMLResponse)
     async def post_reveal(
         request: Request,
@@ -704,7 +876,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                 action[:50],
                 list(viewer.units) if viewer.role.value == "supervisor" else None,
             )
-        return page(request, "audit.html", viewer, rows=rows, action=action)
+        return await page(request, "audit.html", viewer, rows=rows, action=action)
 
     return app
 

@@ -14,8 +14,9 @@ import asyncpg
 
 from ketnoi_shared.text import normalize
 
+from .clocks import Policy, case_clocks
+
 __all__ = [
-    "OVERDUE_AFTER",
     "CaseFilters",
     "ReplyWindow",
     "case_detail",
@@ -24,14 +25,6 @@ __all__ = [
     "reply_window",
 ]
 
-#: A case not yet answered by an officer is overdue after this long (by urgency). Part 2 of the
-#: console makes these per-unit policy; these are the defaults.
-OVERDUE_AFTER: Final = {
-    "emergency": timedelta(minutes=15),
-    "high": timedelta(hours=4),
-    "normal": timedelta(hours=24),
-    "low": timedelta(hours=72),
-}
 OPEN_STATUSES: Final = ("new", "acknowledged", "verifying")
 TIP_LANE: Final = "tips"
 PROCEDURE_LANE: Final = "procedures"
@@ -52,6 +45,7 @@ class CaseFilters:
     status: str | None = None
     unread: bool = False
     overdue: bool = False
+    due_soon: bool = False
     q: str = ""
 
     def query_string(self) -> str:
@@ -65,19 +59,11 @@ class CaseFilters:
             items["unread"] = "1"
         if self.overdue:
             items["overdue"] = "1"
+        if self.due_soon:
+            items["due_soon"] = "1"
         if self.q:
             items["q"] = self.q
         return urlencode(items)
-
-
-_OVERDUE_SQL: Final = """(c.status IN ('new', 'acknowledged', 'verifying')
-    AND NOT EXISTS (SELECT 1 FROM case_actions a WHERE a.case_id = c.id AND a.kind = 'reply')
-    AND c.opened_at < now() - (CASE c.urgency WHEN 'emergency' THEN interval '{emergency}'
-                                              WHEN 'high' THEN interval '{high}'
-                                              WHEN 'low' THEN interval '{low}'
-                                              ELSE interval '{normal}' END))""".format(  # noqa: S608 - constants only
-    **{k: f"{int(v.total_seconds())} seconds" for k, v in OVERDUE_AFTER.items()}
-)
 
 
 async def inbox(
@@ -87,6 +73,7 @@ async def inbox(
     unit_id: str,
     units: tuple[str, ...],
     filters: CaseFilters,
+    policy: Policy,
 ) -> list[dict[str, Any]]:
     """The viewer's cases of one lane, emergencies pinned on top, newest first."""
     where = ["c.lane = $2"]
@@ -106,8 +93,8 @@ async def inbox(
         where.append(f"c.status = {arg(filters.status)}")
     if filters.unread:
         where.append("(r.read_at IS NULL OR r.read_at < c.last_message_at)")
-    if filters.overdue:
-        where.append(_OVERDUE_SQL)
+    if filters.overdue or filters.due_soon:
+        where.append("c.status IN ('new', 'acknowledged', 'verifying')")
     if filters.q.strip():
         needle = normalize(filters.q).folded[:200]
         like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -126,7 +113,11 @@ async def inbox(
                    (SELECT count(*) FROM case_messages m WHERE m.case_id = c.id
                       AND m.attachments <> '[]'::jsonb) AS with_attachments,
                    (r.read_at IS NULL OR r.read_at < c.last_message_at) AS unread,
-                   {_OVERDUE_SQL} AS overdue
+                   c.closed_at, ou.kind AS owner_kind,
+                   (SELECT min(a.at) FROM case_actions a
+                     WHERE a.case_id = c.id AND a.kind = 'reply') AS first_reply_at,
+                   (SELECT count(*) FROM case_actions a
+                     WHERE a.case_id = c.id AND a.kind = 'extend') AS extensions
             FROM cases c
             LEFT JOIN case_reads r ON r.case_id = c.id AND r.account_id = $1
             LEFT JOIN units ou ON ou.id = c.owner_unit_id
@@ -134,17 +125,30 @@ async def inbox(
             ORDER BY (c.urgency = 'emergency'
                       AND c.status IN ('new', 'acknowledged', 'verifying')) DESC,
                      c.last_message_at DESC
-            LIMIT {INBOX_LIMIT}""",  # noqa: S608 - only placeholders are interpolated
+            LIMIT {INBOX_LIMIT * (5 if filters.overdue or filters.due_soon else 1)}""",  # noqa: S608 - only placeholders are interpolated
         *args,
     )
     out = []
+    now = datetime.now(UTC)
     for r in rows:
         row = dict(r)
+        clocks = case_clocks(
+            row,
+            policy,
+            unit_kind=r["owner_kind"],
+            first_reply_at=r["first_reply_at"],
+            extensions=r["extensions"],
+            now=now,
+        )
+        row["overdue"] = any(c.state == "overdue" for c in clocks.values())
+        row["due_soon"] = not row["overdue"] and any(c.state == "due_soon" for c in clocks.values())
+        if (filters.overdue and not row["overdue"]) or (filters.due_soon and not row["due_soon"]):
+            continue
         row["label"] = citizen_label(unit_id, r["citizen_pseudonym"])
         row["info_only"] = r["owner_unit_id"] not in units
         row["location"] = json.loads(r["location"]) if r["location"] else None
         out.append(row)
-    return out
+    return out[:INBOX_LIMIT]
 
 
 @dataclass(frozen=True, slots=True)

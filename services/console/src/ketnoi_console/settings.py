@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from ketnoi_shared.settings import CommonSettings
 
@@ -37,3 +42,28 @@ class ConsoleSettings(CommonSettings):
         default=168,
         description="Hours after the citizen's last message after which no reply can be sent.",
     )
+    console_policy: Path | None = Field(
+        default=None,
+        description="Response-time policy file (targets per urgency, working hours per unit, "
+        "legal deadline). Default: the one shipped in the console package.",
+    )
+    console_escalation_interval_s: float = Field(
+        default=30.0, description="How often the console looks for escalations to raise."
+    )
+    console_service_urls: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Services whose /readyz and /metrics the operators' dashboard shows: JSON "
+        '(`{"ingest": "http://10.0.0.5:8080"}`) or `name=url,name=url`. Empty: read '
+        "`<data_dir>/endpoints.json`, which `ketnoi up` writes.",
+    )
+
+    @field_validator("console_service_urls", mode="before")
+    @classmethod
+    def _service_urls(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if value.startswith("{"):
+            return json.loads(value)
+        pairs = (p.split("=", 1) for p in value.split(",") if p.strip())
+        return {name.strip(): url.strip() for name, url in pairs}

@@ -8,13 +8,21 @@ from datetime import datetime
 from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
-__all__ = ["fallback_reply", "news_digest", "welcome"]
+__all__ = [
+    "fallback_reply",
+    "news_digest",
+    "status_help",
+    "status_reply",
+    "status_too_many",
+    "welcome",
+]
 
 VN: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 EMERGENCY: Final = "Khẩn cấp hãy gọi ngay 113 (Công an), 114 (Cứu nạn, cứu hộ), 115 (Cấp cứu)."
 MENU: Final = (
     "Gõ #tin_tuc để xem tin mới, #cong_vu để hỏi thủ tục (cư trú, căn cước, VNeID, đăng ký xe, "
-    "hộ chiếu...), #phan_anh để xem cách gửi tin báo, #lien_he để biết cách liên hệ."
+    "hộ chiếu...), #phan_anh để xem cách gửi tin báo, #lien_he để biết cách liên hệ, "
+    "#tra_cuu kèm mã tin báo để xem tình trạng tin báo."
 )
 
 
@@ -61,3 +69,37 @@ def news_digest(items: Sequence[_Item], *, unit_name: str) -> str:
         lines.append(f"{i}. {item.title}{when}\n{item.url}")
     lines.append("Gõ #tin_tuc bất cứ lúc nào để xem tin mới nhất.")
     return "\n\n".join(lines)
+
+
+#: The only states a public status check tells: received, verifying, handled.
+_COARSE: Final = {
+    "new": "đã được tiếp nhận",
+    "acknowledged": "đã được tiếp nhận",
+    "verifying": "đang được xác minh",
+    "handled": "đã được xem xét, xử lý",
+    "closed": "đã được xem xét, xử lý",
+    "rejected": "đã được xem xét, xử lý",
+}
+
+
+def status_reply(reference: str, status: str | None) -> str:
+    if status is None or status not in _COARSE:
+        return (
+            f"Không tìm thấy tin báo có mã {reference}. Bạn kiểm tra lại mã trong tin nhắn xác "
+            "nhận (dạng LD-XXXXX) và gõ lại: #tra_cuu LD-XXXXX."
+        )
+    return (
+        f"Tin báo mã {reference} {_COARSE[status]}. Vì lý do bảo mật, kết quả chi tiết chỉ "
+        "được cán bộ thông báo trực tiếp qua kênh này khi cần."
+    )
+
+
+def status_help() -> str:
+    return (
+        "Để tra cứu tình trạng tin báo, gõ #tra_cuu kèm mã tin báo trong tin nhắn xác nhận, "
+        "ví dụ: #tra_cuu LD-7K2Q9."
+    )
+
+
+def status_too_many() -> str:
+    return "Bạn đã tra cứu nhiều lần trong hôm nay. Vui lòng thử lại vào ngày mai."

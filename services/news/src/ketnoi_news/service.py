@@ -29,10 +29,20 @@ from ketnoi_shared.contracts import (
     ZaloEvent,
 )
 from ketnoi_shared.db import claim, enqueue
-from ketnoi_shared.queries import Query, classify_query
+from ketnoi_shared.queries import Query, classify_query, status_reference
 
 from .kb import KnowledgeBase
-from .replies import fallback_reply, news_digest, welcome
+from .replies import (
+    VN as _VN,
+)
+from .replies import (
+    fallback_reply,
+    news_digest,
+    status_help,
+    status_reply,
+    status_too_many,
+    welcome,
+)
 from .retrieval import Match, Retriever
 
 __all__ = ["CONSUMER_CASES", "CONSUMER_EVENTS", "NewsService", "Unit"]
@@ -45,6 +55,8 @@ CONSUMER_CASES: Final = "news-answers"
 _WINDOW: Final = timedelta(days=7)
 #: Answers to a question or a menu query are dropped if they cannot go out within a day.
 _ANSWER_TTL: Final = timedelta(days=1)
+#: Status checks per citizen and day: enough for honest use, too few to enumerate codes.
+STATUS_LOOKUPS_PER_DAY: Final = 10
 
 _UNIT_CHAIN: Final = """
     WITH RECURSIVE chain AS (
@@ -249,6 +261,8 @@ class NewsService:
             )
         elif query is Query.PROCEDURES:
             text = self.kb.index_text()
+        elif query is Query.STATUS:
+            text = await self._status(conn, event)
         elif query is Query.HOW_TO_REPORT:
             text = self.kb.by_id["phan_anh"].render()
         else:
@@ -269,6 +283,43 @@ class NewsService:
         )
         return f"menu:{query.value}"
 
+    async def _status(self, conn: asyncpg.Connection, event: ZaloEvent) -> str:
+        """The public status check: the coarse state of a tip, nothing else."""
+        assert event.citizen is not None
+        assert event.message is not None
+        reference = status_reference(event.message.text)
+        day = event.occurred_at.astimezone(_VN).date()
+        lookups = await conn.fetchval(
+            """INSERT INTO status_lookups (citizen_pseudonym, day, lookups) VALUES ($1, $2, 1)
+               ON CONFLICT (citizen_pseudonym, day)
+               DO UPDATE SET lookups = status_lookups.lookups + 1 RETURNING lookups""",
+            event.citizen.pseudonym,
+            day,
+        )
+        if reference is None:
+            return status_help()
+        if lookups > STATUS_LOOKUPS_PER_DAY:
+            return status_too_many()
+        status = await conn.fetchval(
+            "SELECT status FROM case_status WHERE reference = $1", reference
+        )
+        return status_reply(reference, status)
+
+    @staticmethod
+    async def _project_status(conn: asyncpg.Connection, case: TriagedCase) -> None:
+        await conn.execute(
+            """INSERT INTO case_status (reference, case_id, status, version, updated_at)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (reference) DO UPDATE SET status = EXCLUDED.status,
+                   version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+               WHERE case_status.version < EXCLUDED.version""",
+            case.reference,
+            case.case_id,
+            case.status.value,
+            case.version,
+            case.occurred_at,
+        )
+
     # -- reports.triaged.v1 ----------------------------------------------------------------
     @staticmethod
     def is_question(case: TriagedCase) -> bool:
@@ -288,6 +339,7 @@ class NewsService:
         return match, fallback_reply()
 
     async def handle_case(self, conn: asyncpg.Connection, case: TriagedCase) -> str:
+        await self._project_status(conn, case)
         if not self.is_question(case):
             return "ignored"
         assert case.question is not None
