@@ -69,13 +69,37 @@ bench: install ##@Benchmarks Run the benchmark scripts (figures with same-run ba
 	$(BIN)/python benchmarks/triage_bench.py
 	$(BIN)/python benchmarks/e2e_bench.py
 
+# ---- Deployment (deploy/): docker compose on a Docker host; validated offline by `make test`.
+COMPOSE := docker compose -f deploy/compose.yaml
+KAFKA ?= single
+ZALO ?= sandbox
+COMPOSE_PROFILES_ARGS := $(if $(filter cluster,$(KAFKA)),--profile kafka-cluster) \
+	$(if $(filter sandbox,$(ZALO)),--profile sandbox) \
+	$(if $(OBSERVABILITY),--profile observability)
+COMPOSE_ENV := --env-file deploy/env/kafka-$(KAFKA).env
+
+.PHONY: up
+up: ##@Deploy Compose up: Kafka (KAFKA=single|cluster), PostgreSQL, every service (OBSERVABILITY=1, ZALO=real)
+	$(PYTHON) deploy/gen_secrets.py
+	$(if $(filter real,$(ZALO)),KETNOI_ZALO_ENV=env/zalo-production.env) \
+	  $(COMPOSE) $(COMPOSE_ENV) $(COMPOSE_PROFILES_ARGS) up --build --detach --wait
+
+.PHONY: down
+down: ##@Deploy Compose down (every profile; VOLUMES=1 also deletes Kafka/PostgreSQL data)
+	$(COMPOSE) $(COMPOSE_ENV) --profile kafka-cluster --profile sandbox --profile observability \
+	  down --remove-orphans $(if $(VOLUMES),--volumes)
+
+.PHONY: scale-demo
+scale-demo: install ##@Deploy Horizontal scaling on one machine: 2 ingest, 3 triage, 2 notifier, kills mid-run
+	$(BIN)/python deploy/scale_demo.py
+
 .PHONY: clean
 clean: ##@Setup Remove the venv, caches and local state (.ketnoi: embedded database!)
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .ketnoi
 
 .PHONY: help
 help: ##@Help Show this help
-	@for g in Setup Run Test Quality Docs Benchmarks Help; do \
+	@for g in Setup Run Test Quality Docs Benchmarks Deploy Help; do \
 		echo "$$g:"; \
 		grep -hE "^[a-zA-Z_-]+:.*##@$$g " $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*##@[A-Za-z]+ "} {printf "  %-12s %s\n", $$1, $$2}'; \
