@@ -5,7 +5,11 @@ alone costs the sender) measured in the same run.
 
 Target (issue #5): p99 under 1 s at 200 tips/s.
 
+``--kind question`` sends procedure questions instead of tips and measures question → automatic
+answer (ingest → triage → reports.triaged.v1 → news → notifier → Zalo API; issue #6).
+
 Usage: .venv/bin/python benchmarks/e2e_bench.py [--rates 50,200] [--seconds 10]
+       [--kind tip|question]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -36,12 +41,22 @@ TEXTS = [
 ]
 
 
+QUESTIONS = [
+    "lam cccd mat bao lau",
+    "Cho em hỏi đăng ký tạm trú cần giấy tờ gì ạ",
+    "mất căn cước thì làm lại ở đâu",
+    "thủ tục cấp hộ chiếu phổ thông như nào vậy",
+]
+
+
 def pct(data: list[float], q: float) -> float:
     data = sorted(data)
     return data[min(len(data) - 1, int(q * len(data)))]
 
 
-async def drive(sandbox: str, rate: int, seconds: float, run: str) -> tuple[dict, list[float]]:
+async def drive(
+    sandbox: str, rate: int, seconds: float, run: str, texts: list[str]
+) -> tuple[dict, list[float]]:
     sent_at: dict[str, float] = {}
     webhook_ms: list[float] = []
     n = int(rate * seconds)
@@ -52,7 +67,7 @@ async def drive(sandbox: str, rate: int, seconds: float, run: str) -> tuple[dict
             t0 = time.time()
             r = await http.post(
                 f"{sandbox}/sandbox/citizen/send",
-                json={"oa_id": OA, "user_id": user, "kind": "text", "text": TEXTS[i % len(TEXTS)]},
+                json={"oa_id": OA, "user_id": user, "kind": "text", "text": texts[i % len(texts)]},
             )
             webhook_ms.append((time.time() - t0) * 1000)
             if r.json().get("webhook_status") == 200:
@@ -90,9 +105,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="50,200")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--kind", choices=("tip", "question"), default="tip")
     args = parser.parse_args()
+    texts = QUESTIONS if args.kind == "question" else TEXTS
     with tempfile.TemporaryDirectory(prefix="ketnoi-e2e-") as tmp:
-        ports = {k: free_port() for k in ("ingest", "triage", "notifier", "sandbox", "kafka")}
+        ports = {ep.name: free_port() for ep in entry_points(group="ketnoi.services")}
+        ports["kafka"] = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KETNOI_")} | {
             "KETNOI_DATA_DIR": tmp,
             "KETNOI_EMBEDDED_KAFKA_PORT": str(ports["kafka"]),
@@ -114,7 +132,9 @@ def main() -> None:
             sandbox = json.loads(state_file.read_text())["services"]["sandbox"]["url"]
             rows = []
             for run, rate in enumerate(int(r) for r in args.rates.split(",")):
-                sent_at, webhook_ms = asyncio.run(drive(sandbox, rate, args.seconds, str(run)))
+                sent_at, webhook_ms = asyncio.run(
+                    drive(sandbox, rate, args.seconds, str(run), texts)
+                )
                 latencies = asyncio.run(collect(sandbox, sent_at))
                 rows.append((rate, len(sent_at), len(latencies), webhook_ms, latencies))
         finally:
@@ -124,9 +144,10 @@ def main() -> None:
         f"\nEnd to end on the embedded stack ({os.cpu_count()} cores, every service one "
         f"process), {args.seconds:.0f} s per rate, one tip per simulated citizen:"
     )
+    what = "question → answer" if args.kind == "question" else "tip → acknowledgement"
     print(
-        f"{'tips/s':>7} {'sent':>6} {'acked':>6} | webhook round trip p50/p99 ms | "
-        f"tip → acknowledgement p50 / p95 / p99 ms"
+        f"{args.kind + 's/s':>7} {'sent':>6} {'acked':>6} | webhook round trip p50/p99 ms | "
+        f"{what} p50 / p95 / p99 ms"
     )
     for rate, sent, acked, webhook_ms, lat in rows:
         print(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,10 +174,12 @@ class TriageModel:
         model = cls().train(load_corpus(path, split=split))
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".tmp")
-            with tmp.open("wb") as f:
-                pickle.dump(model, f)
-            tmp.replace(cached)
+            # A unique temporary file: several triage processes may train at once.
+            with tempfile.NamedTemporaryFile(
+                dir=cached.parent, prefix=cached.name, suffix=".tmp", delete=False
+            ) as f:
+                pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+            Path(f.name).replace(cached)
         return model
 
     # -- prediction --------------------------------------------------------------------------
