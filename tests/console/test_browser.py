@@ -106,7 +106,13 @@ async def test_officer_sees_a_tip_arrive_live_and_replies(
 
     # The case appears in the officer's inbox without a reload (server-sent events).
     row = officer.locator("tr.case-row", has_text=marker)
-    await row.wait_for(timeout=60_000)
+    try:
+        await row.wait_for(timeout=60_000)
+    except Exception:
+        # Keep what both screens showed, to tell a lost message from a missed refresh.
+        await officer.screenshot(path="/tmp/ketnoi-officer-failure.png", full_page=True)
+        await phone.screenshot(path="/tmp/ketnoi-phone-failure.png", full_page=True)
+        raise
     reference = await row.get_attribute("data-reference")
     assert reference and reference.startswith("LD-")
     await _shot(officer, "console-inbox.png")
@@ -146,3 +152,74 @@ async def test_officer_sees_a_tip_arrive_live_and_replies(
             break
         await officer.wait_for_timeout(1000)
     assert await delivered.count() >= 1
+
+
+async def test_administrator_reads_the_operators_dashboards(
+    demo_stack: dict[str, Any], chromium: Any
+) -> None:
+    """The demo administrator opens /ops: every service ready, topics, lag, the OA token; a
+    poison message appears in the dead-letter browser, its bytes only as a hex preview."""
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+    state = demo_stack["state"]
+    producer = AIOKafkaProducer(bootstrap_servers=state["kafka_bootstrap"])
+    await producer.start()
+    try:
+        await producer.send_and_wait("zalo.events.v1", b"\x00 not an event", key=b"poison")
+    finally:
+        await producer.stop()
+
+    page = await (await chromium.new_context(viewport={"width": 1360, "height": 900})).new_page()
+    await page.goto(state["services"]["console"]["url"] + "/login")
+    await page.fill("#username", "quantri")
+    await page.fill("#password", demo_stack["accounts"]["quantri"])
+    await page.click("#login-submit")
+    await page.wait_for_url(re.compile(r".*/(inbox|audit|ops).*"))
+    await page.click("header nav >> text=Vận hành")
+    await page.wait_for_url(re.compile(r".*/ops$"))
+    for name in state["services"]:
+        await page.locator(f'tr[data-service="{name}"][data-state="ready"]').wait_for()
+    await page.locator("#ops-tokens tr.token-valid").wait_for()
+    dlq = page.locator('tr[data-dlq="zalo.events.v1.dlq"]')
+    for _ in range(30):  # the consumers dead-letter the poison message within seconds
+        if int(await dlq.get_attribute("data-count") or 0) > 0:
+            break
+        await page.wait_for_timeout(1000)
+    assert int(await dlq.get_attribute("data-count") or 0) > 0
+    # The live refresh has run: the produce rate is measured.
+    await page.locator("#ops-updated", has_text="Cập nhật").wait_for(timeout=15_000)
+    for _ in range(20):
+        if "đang đo" not in await page.locator("#ops-topics").inner_text():
+            break
+        await page.wait_for_timeout(500)
+    assert "bản ghi/giây" in await page.locator("#ops-topics").inner_text()
+    await _shot(page, "console-ops.png")
+
+    await dlq.locator("a").click()
+    await page.wait_for_url(re.compile(r".*/ops/dlq.*"))
+    record = page.locator("li.dlq-record").first
+    await record.locator("summary").click()
+    assert "00 20 6e 6f 74" in await record.locator("pre.dlq-value.hex").inner_text()
+    assert "Không giải mã được" in await record.inner_text()
+    await _shot(page, "console-ops-dlq.png")
+
+
+async def test_unit_lead_reads_the_dashboards(demo_stack: dict[str, Any], chromium: Any) -> None:
+    """The lead of the demo ward opens the figures: charts rendered server-side (SVG), the
+    on-time table, and the deadlines and alerts pages."""
+    console_url = demo_stack["state"]["services"]["console"]["url"]
+    page = await (await chromium.new_context(viewport={"width": 1360, "height": 1000})).new_page()
+    await page.goto(console_url + "/login")
+    await page.fill("#username", "truong.xuanhuong")
+    await page.fill("#password", demo_stack["accounts"]["truong.xuanhuong"])
+    await page.click("#login-submit")
+    await page.wait_for_url(re.compile(r".*/inbox.*"))
+    await page.click("header nav >> text=Số liệu")
+    await page.wait_for_url(re.compile(r".*/dashboard.*"))
+    charts = page.locator("figure.panel svg.chart")
+    assert await charts.count() == 3
+    assert await page.locator("#on-time tbody tr").count() >= 1
+    await _shot(page, "console-dashboard.png")
+    await page.click("header nav >> text=Hạn xử lý")
+    await page.wait_for_url(re.compile(r".*/deadlines$"))
+    assert "Quá hạn" in await page.locator("main h2").first.inner_text()

@@ -257,3 +257,19 @@ async def test_status_flow_notes_and_assignment(browser, seeded: Seeded) -> None
     assert kinds == ["status", "note", "assign", "status"]
     page = (await a.client.get(f"/cases/{case['id']}")).text
     assert "Đã cử tổ công tác đến kiểm tra" in page and "Không xử lý" in page
+
+
+async def test_preview_is_the_latest_text_not_an_empty_attachment_message(
+    browser, seeded: Seeded
+) -> None:
+    case = await make_case(seeded, owner="ld-xa-a", text="Có trộm xe máy ở hẻm 5")
+    await seeded.pool.execute(
+        """INSERT INTO case_messages (case_id, event_id, event_name, text, attachments,
+               occurred_at)
+           VALUES ($1::uuid, 'loc-1', 'user_send_location', '',
+                   '[{"type": "location", "location": {"latitude": 11.9, "longitude": 108.4}}]',
+                   now() + interval '1 second')""",
+        case["id"],
+    )
+    a = await browser("officer_a")
+    assert "Có trộm xe máy ở hẻm 5" in (await a.client.get("/inbox/rows")).text

@@ -42,6 +42,7 @@ from .clocks import Policy, case_clocks
 from .dashboards import bar_chart, build_dashboard, clock_rows, stacked_chart
 from .escalation import raise_escalations
 from .live import CaseFeed
+from .ops_routes import add_ops_routes
 from .settings import ConsoleSettings
 
 __all__ = ["create_app"]
@@ -730,7 +731,10 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
             dash=dash,
             days=days,
             per_day_svg=stacked_chart(dash, title="Tin báo mỗi ngày theo nhóm"),
-            per_unit_svg=bar_chart(dash.per_unit, title="Tin báo theo đơn vị chủ trì"),
+            per_unit_svg=bar_chart(
+                [(name.removeprefix("Công an "), n) for name, n in dash.per_unit],
+                title="Tin báo theo đơn vị chủ trì",
+            ),
             reply_svg=bar_chart(dash.reply_hist, title="Thời gian đến lần trả lời đầu tiên"),
         )
 
@@ -878,6 +882,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
             )
         return await page(request, "audit.html", viewer, rows=rows, action=action)
 
+    add_ops_routes(app, templates, pool=pool, settings=settings, current=current, csrf=csrf)
     return app
 
 

@@ -108,7 +108,7 @@ async def inbox(
                    c.decided_by, c.assignee_id,
                    ou.name AS owner_name,
                    (SELECT m.text FROM case_messages m WHERE m.case_id = c.id
-                      AND m.text IS NOT NULL ORDER BY m.occurred_at DESC, m.id DESC LIMIT 1)
+                      AND coalesce(m.text, '') <> '' ORDER BY m.occurred_at DESC, m.id DESC LIMIT 1)
                        AS preview,
                    (SELECT count(*) FROM case_messages m WHERE m.case_id = c.id
                       AND m.attachments <> '[]'::jsonb) AS with_attachments,

@@ -28,13 +28,18 @@
   let pending = null;
   function later(fn) { clearTimeout(pending); pending = setTimeout(fn, 150); }
 
-  const source = new EventSource("/events");
-  source.addEventListener("case", function (e) {
+  function refreshAll(caseId) {
     if (inbox) later(function () { refresh(inbox, inbox.dataset.rowsUrl, document.getElementById("case-rows")); });
-    if (casePage && casePage.dataset.case === e.data) {
+    if (casePage && (caseId === null || casePage.dataset.case === caseId)) {
       later(function () { refresh(casePage, casePage.dataset.timelineUrl, document.getElementById("timeline")); });
     }
-  });
+  }
+
+  const source = new EventSource("/events");
+  // Whatever changed while the stream was (re)connecting is fetched once it is open: no change
+  // is missed between the page's render and the subscription, or across a reconnection.
+  source.addEventListener("open", function () { refreshAll(null); });
+  source.addEventListener("case", function (e) { refreshAll(e.data); });
   source.addEventListener("emergency", function (e) {
     if (alerted.has(e.data)) return;
     alerted.add(e.data);
