@@ -4,6 +4,8 @@ a freshly migrated database per test, keys, and helpers to read topics."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -47,9 +49,16 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_server(tmp_path_factory.mktemp("pg-root")) as (url, _kind, _handle):
-        yield url
+def admin_url() -> Iterator[str]:
+    # Not under pytest's basetemp: pytest deletes all but the 3 latest session directories,
+    # so a fourth test session started on the same machine would remove this one's running
+    # database under it.
+    root = Path(tempfile.mkdtemp(prefix="ketnoi-test-pg-"))
+    try:
+        with postgres_server(root) as (url, _kind, _handle):
+            yield url
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
