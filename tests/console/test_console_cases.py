@@ -15,6 +15,7 @@ from ketnoi_shared.contracts import (
     NOTIFY_REQUESTS,
     NOTIFY_RESULTS,
     REPORTS_TRIAGED,
+    DeliveryErrorKind,
     DeliveryStatus,
     NotifyKind,
     NotifyResult,
@@ -161,6 +162,37 @@ async def test_delivery_result_shows_on_the_timeline(
     assert await seeded.pool.fetchval("SELECT count(*) FROM delivery_results") == 1
     timeline = (await a.client.get(f"/cases/{case['id']}/timeline")).text
     assert 'data-status="sent"' in timeline and "Đã gửi" in timeline
+
+    # A failed delivery says why, in the notifier's plain Vietnamese.
+    await a.post(f"/cases/{case['id']}/reply", text="Bạn còn ở đó không?")
+    second = (await outbox(seeded, NOTIFY_REQUESTS.name))[-1]
+    failed = result.model_copy(
+        update={
+            "event_id": f"result:{second['event_id']}:1",
+            "request_id": second["event_id"],
+            "status": DeliveryStatus.FAILED,
+            "zalo_message_ids": (),
+            "error_code": -230,
+            "error_kind": DeliveryErrorKind.OUTSIDE_WINDOW,
+            "error_message": "Người dân không tương tác với OA trong 7 ngày qua.",
+        }
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(NOTIFY_RESULTS.name, encode(failed), key=b"k")
+    finally:
+        await producer.stop()
+    for _ in range(150):
+        if await seeded.pool.fetchval(
+            "SELECT error_message FROM delivery_results WHERE request_id = $1",
+            second["event_id"],
+        ):
+            break
+        await asyncio.sleep(0.1)
+    timeline = (await a.client.get(f"/cases/{case['id']}/timeline")).text
+    assert "Gửi không thành công: Người dân không tương tác với OA trong 7 ngày qua." in timeline
+    assert "outside_window" not in timeline
 
 
 async def test_reply_window_closed_after_seven_days(browser, seeded: Seeded) -> None:

@@ -171,11 +171,13 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
         assert state.pool is not None
         await state.pool.execute(
             """INSERT INTO delivery_results (request_id, case_id, kind, status, error_kind,
-                   error_code, attempt, updated_at)
-               VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8)
+                   error_code, attempt, updated_at, error_message, zalo_message_ids)
+               VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10)
                ON CONFLICT (request_id) DO UPDATE SET status = EXCLUDED.status,
                    error_kind = EXCLUDED.error_kind, error_code = EXCLUDED.error_code,
-                   attempt = EXCLUDED.attempt, updated_at = EXCLUDED.updated_at
+                   attempt = EXCLUDED.attempt, updated_at = EXCLUDED.updated_at,
+                   error_message = EXCLUDED.error_message,
+                   zalo_message_ids = EXCLUDED.zalo_message_ids
                WHERE delivery_results.attempt <= EXCLUDED.attempt""",
             result.request_id,
             _uuid_or_none(result.case_id),
@@ -185,6 +187,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
             result.error_code,
             result.attempt,
             result.occurred_at,
+            result.error_message,
+            list(result.zalo_message_ids),
         )
 
     async def startup() -> None:
