@@ -48,6 +48,10 @@ browser: ##@Setup Install Debian's chromium for the browser tests when it is mis
 test-fast: install ##@Test Unit tests only (no broker, no database)
 	$(BIN)/pytest -q -m "not integration"
 
+.PHONY: reliability
+reliability: install ##@Test Fault-injection harness: every scenario 3 times, table into docs/reliability.md (~1 h)
+	$(BIN)/python -m tests.reliability.scenarios --reps $(or $(REPS),3)
+
 .PHONY: lint
 lint: install ##@Quality ruff on everything, mypy --strict on shared/
 	$(BIN)/ruff check .
@@ -68,6 +72,9 @@ bench: install ##@Benchmarks Run the benchmark scripts (figures with same-run ba
 	$(BIN)/python benchmarks/ingest_bench.py
 	$(BIN)/python benchmarks/triage_bench.py
 	$(BIN)/python benchmarks/e2e_bench.py
+	$(BIN)/python benchmarks/e2e_bench.py --kind question --rates 10,30
+	$(BIN)/python benchmarks/notifier_bench.py
+	$(BIN)/python benchmarks/news_bench.py
 
 # ---- Deployment (deploy/): docker compose on a Docker host; validated offline by `make test`.
 COMPOSE := docker compose -f deploy/compose.yaml

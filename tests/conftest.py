@@ -159,8 +159,8 @@ async def read_topic(
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             got = [r for rs in batch.values() for r in rs if r.timestamp >= since_ms]
-            if got:
-                records.extend(got)
+            records.extend(got)
+            if batch:  # still reading (older records included): not idle
                 last = loop.time()
             if until is not None and len(records) >= until:
                 break

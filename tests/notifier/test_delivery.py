@@ -219,3 +219,38 @@ async def test_a_spent_retry_budget_settles_the_request_and_says_so(
     assert (last.status.value, last.error_kind.value) == ("failed", "retryable")
     # A redelivery of the same request does not start again.
     assert await delivery.deliver(request(protector, request_id="r-503")) is (DeliveryStatus.FAILED)
+
+
+@respx.mock
+async def test_a_burst_of_rate_limits_is_waited_out_not_counted_as_attempts(
+    pool: asyncpg.Pool, protector: IdentityProtector
+):
+    """Found by the reliability harness: 15 answers -32 in a row spent the 5 attempts in about
+    3 s and the citizen's acknowledgement was dead-lettered. Rate limits are bounded by the
+    time budget only; other retryable errors still by the attempts."""
+    stamina.set_testing(False)
+    client = ZaloClient()
+    tokens = TokenStore(pool=pool, client=client, protector=protector, app_id="1", app_secret="S")
+    await tokens.save(OA, TokenPair("A0", "R0", 90000))
+    fast = Delivery(
+        pool=pool,
+        client=client,
+        tokens=tokens,
+        protector=protector,
+        attempts=3,
+        timeout_s=10,
+        wait_initial_s=0.001,
+        wait_max_s=0.005,
+        wait_jitter_s=0,
+    )
+    limited = respx.post(CS).mock(
+        side_effect=[httpx.Response(200, json={"error": -32, "message": "limit"})] * 8
+        + [httpx.Response(200, json=OK)]
+    )
+    assert await fast.deliver(request(protector, request_id="burst")) is DeliveryStatus.SENT
+    assert limited.call_count == 9, "more rate-limited answers than attempts, still sent"
+    failing = respx.post(CS).mock(return_value=httpx.Response(502))
+    before = failing.call_count
+    with pytest.raises(RetriesExhaustedError):
+        await fast.deliver(request(protector, request_id="down"))
+    assert failing.call_count - before == 3, "5xx answers stay bounded by the attempts"

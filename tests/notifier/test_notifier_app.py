@@ -92,10 +92,11 @@ async def test_a_request_on_the_topic_is_sent_once_and_reported(
             await publish(producer, NOTIFY_REQUESTS, request)  # redelivered
             await publish(producer, NOTIFY_REQUESTS, failing)
             await producer.stop()
-            for _ in range(200):
+            for _ in range(400):  # both requests settled and every result relayed
                 if await pool.fetchval(
-                    "SELECT count(*) FROM outbox WHERE topic = "
-                    "'notify.results.v1' AND published_at IS NOT NULL"
+                    "SELECT count(*) = 2 FROM notify_ledger WHERE status IN ('sent', 'failed')"
+                ) and not await pool.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
                 ):
                     break
                 await asyncio.sleep(0.05)
@@ -107,7 +108,7 @@ async def test_a_request_on_the_topic_is_sent_once_and_reported(
     dead = [
         r
         for r in await read_topic(
-            kafka_bootstrap, "notify.requests.v1.dlq", since_ms=since, timeout=5, idle=1
+            kafka_bootstrap, "notify.requests.v1.dlq", since_ms=since, timeout=30, idle=2
         )
         if NotifyRequest.model_validate_json(r.value).event_id == failing.event_id
     ]
@@ -117,8 +118,9 @@ async def test_a_request_on_the_topic_is_sent_once_and_reported(
     assert json.loads(headers["x-notify-history"])["request_id"] == failing.event_id
     results = [
         NotifyResult.model_validate_json(r.value)
+        # Other tests share the topic: read long enough to reach this test's records.
         for r in await read_topic(
-            kafka_bootstrap, "notify.results.v1", since_ms=since, timeout=5, idle=1
+            kafka_bootstrap, "notify.results.v1", since_ms=since, timeout=30, idle=2
         )
     ]
     mine = [r for r in results if r.request_id == request.event_id]
