@@ -165,7 +165,8 @@ CUES: Final[tuple[Cue, ...]] = (
         r"den ngay|toi ngay|len ngay",
         "urgency:emergency",
         "kêu cứu, khẩn cấp",
-        unless=r"cuu ho giao thong|cap cuu o dau|cuu tro",
+        unless=r"cuu ho giao thong|cap cuu o dau|cuu tro|nghien cuu|cuu chien binh|"
+        r"cuu (hoc sinh|can bo)",
     ),
     _c(
         "blood",
@@ -272,7 +273,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c(
         "assault",
         r"danh (nguoi|dap|dap)|bi danh|danh trong thuong|chem|dam (nguoi|bi thuong)|"
-        r"bao hanh|danh vo|danh con|hanh hung|assault(ed)?|beat(en|ing)?|punch(ed)?|attacked|"
+        r"bi bao hanh|bao hanh (gia dinh|vo|con|tre|be|nguoi|em)|"
+        r"danh vo|danh con|hanh hung|assault(ed)?|beat(en|ing)?|punch(ed)?|attacked|"
         r"stabbed",
         "crime/assault",
         "đánh người, gây thương tích",
@@ -294,9 +296,11 @@ CUES: Final[tuple[Cue, ...]] = (
     ),
     _c(
         "drug_trafficking",
-        r"(ban|mua ban|van chuyen|tang tru|giao) .{0,15}"
-        r"(ma tuy|hang trang|heroin|thuoc lac|ke|da|keo|bong cuoi|tep|hang (cam|trang|da))|"
-        r"duong day ma tuy|diem ban ma tuy|dealer|drug dealing",
+        r"(ban|mua ban|van chuyen|tang tru|giao(?! thong)) .{0,15}"
+        r"(ma tuy|hang trang|heroin|thuoc lac|can sa|hang (cam|trang|da))|"
+        r"(ban|mua ban|van chuyen|tang tru|giao(?! thong)|lay) (\" )?(da|ke|keo|tep|co|hang|do) \"|"
+        r"(ban|van chuyen|tang tru) (ke|tep|thuoc lac)|"
+        r"duong day ma tuy|diem ban ma tuy|dealer|drug dealing|sells? (drugs|weed|pills)",
         "crime/drug_trafficking",
         "mua bán ma túy",
         unless=r"ban (da|nuoc da|co cho bo|keo (ngot|mut|dua))|hang (hoa|quan ao|gia|tap hoa)",
@@ -345,7 +349,7 @@ CUES: Final[tuple[Cue, ...]] = (
         "social_evils/drug_use",
         "ma túy, sử dụng",
         unless=r"nuoc da|da (banh|bong|ga|lat)|cat co|co (dai|xanh|may|cho bo)|may bay|bay (ra|vao|"
-        r"sang|qua|tu|di|ve)|chuyen bay|hut (thuoc la|bui|nuoc)",
+        r"sang|qua|tu|di|ve)|chuyen bay|hut (thuoc la|bui|nuoc)|chich (ngua|dien|vac)|nghien cuu",
     ),
     _c(
         "gambling",
@@ -370,6 +374,7 @@ CUES: Final[tuple[Cue, ...]] = (
         r"hit (a|by a) (car|truck|bus|motorbike)",
         "traffic/accident",
         "tai nạn giao thông",
+        unless=r"bi dam|dam vao (bung|nguc|lung|co|dau|mat|dui|tay)|(dao|ma tau|kiem) dam",
     ),
     _c(
         "racing",
@@ -381,8 +386,10 @@ CUES: Final[tuple[Cue, ...]] = (
     ),
     _c(
         "drunk",
-        r"say (ruou|xin)|nong do con|uong ruou (roi|xong) (lai|chay)|xin lai xe|"
-        r"ruou bia .{0,10}lai|drunk (driv|rid)|drunk .{0,15}(driving|riding|behind the wheel)",
+        r"(say (ruou|xin)|xin xin|nhau xong|uong (ruou|bia) (roi|xong)) .{0,20}"
+        r"(lai|chay|cam lai|phong|lang|dieu khien)|(lai|chay|tai) xe .{0,20}say|"
+        r"nong do con|xin lai xe|ruou bia .{0,10}lai|drunk (driv|rid)|"
+        r"drunk .{0,15}(driving|riding|behind the wheel)",
         "traffic/drunk_driving",
         "say rượu lái xe",
     ),
@@ -410,8 +417,9 @@ CUES: Final[tuple[Cue, ...]] = (
     ),
     _c(
         "parking",
-        r"dau xe|do xe|lan chiem via he|chiem (het )?via he|dau (o to|oto) .{0,10}"
-        r"(via he|long duong)|parking",
+        r"(dau|do) (xe|o to|oto) .{0,12}(chan|kin|tran|lan|via he|long duong|giua|trai phep|"
+        r"truoc (cong|nha|cua|hem))|(dau|do) (xe|o to|oto) (o dau|cho nao)|cho dau xe|bai dau xe|"
+        r"lan chiem via he|chiem (het )?via he|parking|park(ed|s)? .{0,20}(block|in front)",
         "traffic/parking",
         "đỗ xe, lấn chiếm vỉa hè",
     ),
@@ -452,7 +460,9 @@ CUES: Final[tuple[Cue, ...]] = (
     ),
     _c(
         "lost_found",
-        r"nhat duoc|roi (mat|vi|dien thoai)|danh roi|that lac|di lac|lac (duong|mat)|"
+        r"nhat duoc|luom duoc|roi (mat|vi(?! (sao|the|chuyen|ly))|dien thoai)|danh roi|that lac|"
+        r"di lac|bi lac|"
+        r"lac (mat|duong (ve|di|roi|trong))|"
         r"found (a|an)|lost (my|a|our)|lost ?:|missing (dog|cat|child|kid|wallet|phone)",
         "public_order/lost_found",
         "mất, nhặt được đồ",
