@@ -132,3 +132,89 @@ async def test_citizen_asks_and_receives_the_answer(
         ).json()
     texts = "\n".join(m.get("text") or "" for m in received)
     assert "CẤP THẺ CĂN CƯỚC" in texts and "7 ngày làm việc" in texts
+
+
+async def test_status_check_by_reference_after_a_tip(
+    kafka_bootstrap: str,
+    database_url: str,
+    pool: asyncpg.Pool,
+    keys: dict[str, str],
+    protector: IdentityProtector,
+    fixtures_dir: Path,
+    engine: Triage,
+):
+    """A tip, then "#tra_cuu <its reference>": the news service answers from its own
+    projection of reports.triaged.v1 (every case version, not only questions)."""
+    async with pool.acquire() as conn:
+        await upsert_units(conn, UNITS)
+    user = "83" + str(uuid.uuid4().int)[:17]
+    template = json.loads((fixtures_dir / "webhook" / "user_send_text.json").read_text())
+
+    def webhook(text: str, at_ms: int) -> bytes:
+        body = json.loads(json.dumps(template))
+        body["sender"]["id"] = user
+        body["timestamp"] = str(at_ms)
+        body["message"].update(msg_id="s" + uuid.uuid4().hex[:12], text=text)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    ingest_settings = IngestSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        zalo_oa_secrets={OA: SECRET},
+        **keys,
+    )
+    ingest = build_ingest(ingest_settings)
+    triage_app = create_triage(
+        TriageSettings(kafka_bootstrap=kafka_bootstrap, database_url=database_url, **keys),
+        engine=engine,
+    )
+    news_app = create_news(
+        NewsSettings(kafka_bootstrap=kafka_bootstrap, database_url=database_url, **keys),
+        poll_every_s=3600,
+    )
+    now = now_ms()
+    await ingest.start()
+    try:
+        async with (
+            triage_app.router.lifespan_context(triage_app),
+            news_app.router.lifespan_context(news_app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_ingest(ingest_settings, ingest)),
+                base_url="http://ingest",
+            ) as client,
+        ):
+
+            async def send(raw: bytes) -> None:
+                response = await client.post(
+                    "/zalo/webhook",
+                    content=raw,
+                    headers={"X-ZEvent-Signature": sign_body(raw, secret=SECRET)},
+                )
+                assert response.status_code == 200
+
+            await send(webhook("Có trộm đột nhập nhà hàng xóm tối qua ở hẻm 3", now))
+            reference = None
+            for _ in range(300):
+                reference = await pool.fetchval("SELECT reference FROM case_status LIMIT 1")
+                if reference:
+                    break
+                await asyncio.sleep(0.1)
+            assert reference, "the news service projected the tip's status"
+            await send(webhook(f"#tra_cuu {reference}", now + 1000))
+            answer = None
+            for _ in range(300):
+                row = await pool.fetchrow(
+                    "SELECT value FROM outbox WHERE topic = 'notify.requests.v1' "
+                    "AND event_id LIKE 'menu:%'"
+                )
+                if row is not None:
+                    answer = NotifyRequest.model_validate_json(bytes(row["value"]))
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await ingest.stop()
+    assert answer is not None
+    assert f"Tin báo mã {reference} đã được tiếp nhận" in answer.text
+    assert "trộm" not in answer.text
+    # Triage opened no case for the status query.
+    assert await pool.fetchval("SELECT count(*) FROM cases") == 1

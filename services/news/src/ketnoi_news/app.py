@@ -97,11 +97,14 @@ def create_app(  # noqa: PLR0915 - the wiring of one service reads best in one p
     state = _State(settings)
     state.service = build_service(settings)
 
+    # Partitions in parallel (each still in order, commits per partition), like the notifier:
+    # one consumer handling every partition in turn was the queue at 30 questions/s.
     @broker.subscriber(
         ZALO_EVENTS.name,
         group_id=CONSUMER_EVENTS,
         ack_policy=CONSUMER_ACK_POLICY,
         auto_offset_reset="earliest",
+        max_workers=settings.news_workers,
     )
     async def on_event(event: ZaloEvent) -> None:
         assert state.service is not None
@@ -117,15 +120,17 @@ def create_app(  # noqa: PLR0915 - the wiring of one service reads best in one p
         group_id=CONSUMER_CASES,
         ack_policy=CONSUMER_ACK_POLICY,
         auto_offset_reset="earliest",
+        max_workers=settings.news_workers,
     )
     async def on_case(case: TriagedCase) -> None:
+        # Every case version: the status projection (#tra_cuu) needs them all, not only the
+        # procedure questions.
         assert state.service is not None
-        if not state.service.is_question(case):
-            return
         assert state.pool is not None
         async with state.pool.acquire() as conn:
             outcome = await state.service.handle_case(conn, case)
-        log.info("procedure question handled", case_id=case.case_id, outcome=outcome)
+        if outcome != "ignored":
+            log.info("procedure question handled", case_id=case.case_id, outcome=outcome)
 
     async def poll() -> None:
         assert state.poller is not None

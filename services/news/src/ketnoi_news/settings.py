@@ -58,3 +58,8 @@ class NewsSettings(CommonSettings):
         default="https://congan.example.gov.vn/static/canh-bao.jpg",
         description="Cover photo URL of broadcast articles (Zalo requires one).",
     )
+    news_workers: int = Field(
+        default=4,
+        description="Partitions of zalo.events.v1 and of reports.triaged.v1 handled in parallel "
+        "per process (each partition stays in order).",
+    )
