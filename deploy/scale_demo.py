@@ -79,15 +79,15 @@ class Run:
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], port: int, logs: Path) -> Proc:
-    out = (logs / f"{name}.log").open("ab")
-    popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "ketnoi_shared", *argv],
-        env=env | {"KETNOI_HTTP_PORT": str(port)},
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        preexec_fn=set_pdeathsig,  # noqa: PLW1509 - only prctl, safe before exec
-    )
+    with (logs / f"{name}.log").open("ab") as out:  # the child keeps its own descriptor
+        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "ketnoi_shared", *argv],
+            env=env | {"KETNOI_HTTP_PORT": str(port)},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=set_pdeathsig,  # noqa: PLW1509 - only prctl, safe before exec
+        )
     return Proc(name, f"http://127.0.0.1:{port}", popen)
 
 

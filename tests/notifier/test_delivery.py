@@ -249,8 +249,31 @@ async def test_a_burst_of_rate_limits_is_waited_out_not_counted_as_attempts(
     )
     assert await fast.deliver(request(protector, request_id="burst")) is DeliveryStatus.SENT
     assert limited.call_count == 9, "more rate-limited answers than attempts, still sent"
-    failing = respx.post(CS).mock(return_value=httpx.Response(502))
+    failing = respx.post(CS).mock(return_value=httpx.Response(500))
     before = failing.call_count
     with pytest.raises(RetriesExhaustedError):
         await fast.deliver(request(protector, request_id="down"))
     assert failing.call_count - before == 3, "5xx answers stay bounded by the attempts"
+
+
+@respx.mock
+async def test_a_gateway_timeout_is_checked_in_the_conversation_not_resent(
+    delivery: Delivery, protector: IdentityProtector
+):
+    """Found by the reliability harness: Zalo wrote the message, its gateway answered 504, the
+    send was retried and the citizen got the acknowledgement twice."""
+    req = request(protector, request_id="gw")
+    cs = respx.post(CS).mock(return_value=httpx.Response(504, text="<html>504</html>"))
+    history = respx.get(url__startswith=CONVERSATION).mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "error": 0,
+                "message": "Success",
+                "data": [{"message_id": "zm7", "message": req.text, "src": 0}],
+            },
+        )
+    )
+    assert await delivery.deliver(req) is DeliveryStatus.SENT
+    assert cs.call_count == 1, "not sent a second time"
+    assert history.call_count == 1

@@ -61,6 +61,9 @@ class TansuBroker:
     host: str = "127.0.0.1"
     port: int = 19092
     log_path: Path | None = None
+    #: The ``host:port`` clients are told to connect to (metadata); default the listener. A
+    #: proxy in front of the broker (the reliability harness's fault proxy) advertises itself.
+    advertised: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -82,7 +85,7 @@ class TansuBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://{self.advertised}" if self.advertised else url,
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -91,6 +94,8 @@ class TansuBroker:
             stdin=subprocess.DEVNULL,
             preexec_fn=set_pdeathsig,  # noqa: PLW1509 - only prctl, safe before exec
         )
+        if self.log_path is not None:
+            out.close()  # the broker has its own descriptor
         try:
             wait_for_port(self.host, self.port)
         except TimeoutError:

@@ -22,6 +22,8 @@ from .errors import AmbiguousError, PermanentError, RetryableError, ZaloError
 __all__ = ["SentMessage", "TokenPair", "ZaloClient", "split_text"]
 
 MAX_TEXT: Final = 2000
+#: Answers of a gateway that timed out waiting for the server: the request may have landed.
+_GATEWAY_TIMEOUTS: Final = frozenset({504})
 _SENTENCE_END: Final = re.compile(r"(?<=[.!?…;])\s+|\n+")
 
 
@@ -100,6 +102,11 @@ class ZaloClient:
             raise RetryableError(f"timeout: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
             raise RetryableError(f"transport: {type(exc).__name__}") from exc
+        if response.status_code in _GATEWAY_TIMEOUTS:
+            # A gateway gave up waiting for Zalo's server, which may have acted on the request
+            # (found by the reliability harness: a send retried after a 504 reached the citizen
+            # twice). As ambiguous as a read timeout: look before sending again.
+            raise AmbiguousError(f"HTTP {response.status_code}")
         if response.status_code == 429 or response.status_code >= 500:
             raise RetryableError(f"HTTP {response.status_code}")
         if response.status_code >= 400:

@@ -1,0 +1,626 @@
+"""The reliability harness: a whole Ketnoi on the embedded broker and PostgreSQL, with a fault
+proxy in front of the broker, PostgreSQL and the Zalo sandbox, a load of signed webhooks with
+unique ids and canary identities, a checker that compares what was sent with what came out,
+and a leak scan.
+
+Pieces (the scenarios that combine them are in :mod:`tests.reliability.scenarios`):
+
+* :class:`Stack` — starts PostgreSQL (its Unix socket reached through a TCP fault proxy), the
+  Tansu broker **advertising the proxy's address** (so every client, including the harness's
+  own, talks to the broker through the proxy), the sandbox (the notifier reaches it through a
+  proxy) and ingest, triage and notifier processes (``python -m ketnoi_shared <service>``, as
+  ``deploy/scale_demo.py`` starts them), and kills and restarts processes on demand;
+* :class:`Driver` — simulated citizens (canary Zalo ids, names, phone numbers), each sending
+  one or two tips as Zalo does: signed webhooks, retried on failure with ``num_retry``, some
+  duplicated 2–5 times and delivered out of order, with the reply window opened in the sandbox;
+* :func:`count` — sent, acknowledged by ingest, persisted (``case_messages``), routed, replies
+  delivered to the (simulated) phone, lost, duplicate cases and replies;
+* :func:`dead_letters` and :func:`leak_scan` — every topic read from offset 0 (DLQs included),
+  the services' logs, every text column of the database except the sealed ones, and the
+  services' ``/metrics``, searched for the canaries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from deploy.scale_demo import APP_ID, OA, TEXTS, Proc, _spawn, _wait_ready
+from ketnoi_notifier.bootstrap import authorize_sandbox
+from ketnoi_sandbox.citizen import sign
+from ketnoi_shared.contracts import all_topics
+from ketnoi_shared.db import apply_migrations
+from ketnoi_shared.messaging import ensure_topics
+from ketnoi_stack.embedded import EmbeddedPostgres, TansuBroker, free_port
+from ketnoi_stack.secrets import ensure_local_secrets
+from ketnoi_triage.bootstrap import bootstrap as load_units
+
+from .faultproxy import FaultProxy, unix_socket_of
+
+__all__ = ["Citizen", "Driver", "Load", "Stack", "count", "dead_letters", "leak_scan"]
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The triage model is trained once and cached; every harness run shares the cache.
+MODEL_CACHE = ROOT / ".ketnoi" / "cache"
+FOLLOW_UPS = [
+    "Bổ sung: khoảng 10 người, đi xe máy không biển số, thường tụ tập sau 22 giờ",
+    "them thong tin: nhom nay hay dung xe mau den, bien so bi che",
+]
+#: Services whose logs and metrics must never carry an identity (the sandbox plays Zalo: it
+#: knows the citizens, as Zalo does).
+SCANNED_SERVICES = ("ingest", "triage", "notifier")
+
+
+# ------------------------------------------------------------------------------------ stack
+
+
+@dataclass
+class Stack:
+    """Everything a scenario needs, on free ports, in a private directory."""
+
+    layout: dict[str, int] = field(
+        default_factory=lambda: {"ingest": 1, "triage": 1, "notifier": 2}
+    )
+    log_level: str = "INFO"
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ketnoi-rel-")))
+    procs: dict[str, Proc] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    pg: EmbeddedPostgres | None = None
+    broker: TansuBroker | None = None
+    kafka_proxy: FaultProxy | None = None
+    pg_proxy: FaultProxy | None = None
+    zalo_proxy: FaultProxy | None = None
+    direct_db: str = ""
+    sandbox: str = ""
+    secret: str = ""
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        return self.tmp / "logs"
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.kafka_proxy is not None
+        return self.kafka_proxy.address
+
+    def proxies(self) -> list[FaultProxy]:
+        return [p for p in (self.kafka_proxy, self.pg_proxy, self.zalo_proxy) if p is not None]
+
+    async def start(self) -> Stack:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        ensure_local_secrets(self.tmp / "secrets")
+        self.secret = (self.tmp / "secrets" / "ketnoi_zalo_oa_secret").read_text().strip()
+        MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+        (self.tmp / "cache").symlink_to(MODEL_CACHE)
+
+        self.pg = await asyncio.to_thread(EmbeddedPostgres(self.tmp / "pg").start)
+        self.direct_db = self.pg.url()
+        info = self.pg._server.get_postmaster_info()
+        self.pg_proxy = await FaultProxy(
+            unix_socket_of(str(info.socket_dir), int(info.port)), name="postgres"
+        ).start()
+        proxied_db = f"postgresql://postgres@127.0.0.1:{self.pg_proxy.port}/ketnoi"
+
+        self.kafka_proxy = FaultProxy(("127.0.0.1", free_port()), name="kafka")
+        await self.kafka_proxy.start()
+        await self.start_broker()
+
+        await asyncio.to_thread(apply_migrations, self.direct_db)
+        await load_units(self.direct_db)
+
+        self.ports["sandbox"] = free_port()
+        self.sandbox = f"http://127.0.0.1:{self.ports['sandbox']}"
+        self.zalo_proxy = await FaultProxy(
+            ("127.0.0.1", self.ports["sandbox"]), name="zalo"
+        ).start()
+        zalo = f"http://127.0.0.1:{self.zalo_proxy.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("KETNOI_")} | {
+            "KETNOI_DATA_DIR": str(self.tmp),
+            "KETNOI_DATABASE_URL": proxied_db,
+            "KETNOI_KAFKA_BOOTSTRAP": self.bootstrap,
+            "KETNOI_LOG_FORMAT": "json",
+            "KETNOI_LOG_LEVEL": self.log_level,
+            "KETNOI_ZALO_OPENAPI_URL": zalo,
+            "KETNOI_ZALO_OAUTH_URL": zalo,
+            "KETNOI_ZALO_APP_ID": APP_ID,
+            "KETNOI_SANDBOX_URL": self.sandbox,
+        }
+        self.spawn("sandbox")
+        await _wait_ready(list(self.procs.values()), 60)
+        await authorize_sandbox(self.env | {"KETNOI_DATABASE_URL": self.direct_db})
+        # One triage first: it trains the model into the shared cache when it is missing.
+        self.spawn("triage-1")
+        await _wait_ready(list(self.procs.values()), 300)
+        for service, n in self.layout.items():
+            for i in range(1, n + 1):
+                if f"{service}-{i}" not in self.procs:
+                    self.spawn(f"{service}-{i}")
+        await _wait_ready(list(self.procs.values()), 240)
+        return self
+
+    async def start_broker(self) -> None:
+        """(Re)start Tansu on its port, empty, advertising the proxy; create the topics."""
+        assert self.kafka_proxy is not None
+        upstream = self.kafka_proxy.upstream
+        assert isinstance(upstream, tuple)
+        for attempt in range(5):
+            try:
+                self.broker = await asyncio.to_thread(
+                    TansuBroker(
+                        port=upstream[1],
+                        advertised=self.kafka_proxy.address,
+                        log_path=self.logs / "tansu.log",
+                    ).start
+                )
+                break
+            except TimeoutError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(1)
+        await ensure_topics(self.bootstrap, all_topics())
+
+    async def restart_broker_empty(self, down_s: float = 2.0) -> None:
+        assert self.broker is not None
+        await asyncio.to_thread(self.broker.stop)
+        await asyncio.sleep(down_s)
+        await self.start_broker()
+
+    def spawn(self, name: str) -> Proc:
+        service = name.split("-", maxsplit=1)[0]
+        port = self.ports.setdefault(name, free_port())
+        proc = _spawn(name, [service], self.env, port, self.logs)
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        self.procs[name].popen.send_signal(sig)
+
+    async def restart(self, name: str, *, after_s: float = 1.0) -> None:
+        """Wait for the process to end, then start it again (as the supervisor does)."""
+        popen = self.procs[name].popen
+        await asyncio.to_thread(popen.wait, 30)
+        await asyncio.sleep(after_s)
+        self.spawn(name)
+        await _wait_ready([self.procs[name]], 120)
+
+    def service_urls(self, services: tuple[str, ...] = SCANNED_SERVICES) -> dict[str, str]:
+        return {n: p.url for n, p in self.procs.items() if n.split("-")[0] in services}
+
+    async def heal(self) -> None:
+        """Every fault off, every proxy up, every process alive (between scenarios)."""
+        for p in self.proxies():
+            p.clear()
+            await p.up()
+        async with httpx.AsyncClient(timeout=10) as http:
+            await http.delete(f"{self.sandbox}/sandbox/faults")
+        for name, proc in list(self.procs.items()):
+            if proc.popen.poll() is not None:
+                self.spawn(name)
+        await _wait_ready(list(self.procs.values()), 120)
+
+    async def stop(self, *, keep_logs: bool = True) -> None:
+        for p in self.procs.values():
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(p.popen.wait, 15)
+            if p.popen.poll() is None:
+                p.popen.kill()
+                await asyncio.to_thread(p.popen.wait, 15)
+        for proxy in self.proxies():
+            await proxy.stop()
+        if self.broker is not None:
+            await asyncio.to_thread(self.broker.stop)
+        if self.pg is not None:
+            await asyncio.to_thread(self.pg.stop)
+        shutil.rmtree(self.tmp / "pg", ignore_errors=True)
+        if not keep_logs:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------- driver
+
+
+@dataclass
+class Citizen:
+    user_id: str
+    name: str  # contains an ASCII token unique to this citizen
+    phone: str
+    msg_ids: list[str] = field(default_factory=list)
+    first_sent: float = 0.0
+
+    def canaries(self) -> list[str]:
+        token = self.name.split()[-1]
+        return [self.user_id, "5" + self.user_id[1:], token, self.phone]
+
+
+@dataclass
+class Attempt:
+    started: float
+    latency: float
+    status: int | None
+
+
+@dataclass
+class Load:
+    citizens: list[Citizen] = field(default_factory=list)
+    acked: set[str] = field(default_factory=set)  # msg ids answered 200 by ingest
+    refused: set[str] = field(default_factory=set)  # msg ids never answered 200
+    attempts: list[Attempt] = field(default_factory=list)
+    webhooks: int = 0
+    duplicates_sent: int = 0
+    out_of_order: int = 0
+
+    def msg_ids(self) -> list[str]:
+        return [m for c in self.citizens for m in c.msg_ids]
+
+    def canaries(self) -> list[str]:
+        return [s for c in self.citizens for s in c.canaries()]
+
+
+class Driver:
+    """Simulated citizens sending signed webhooks to ingest, as Zalo delivers them."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        *,
+        tag: str,
+        dup_ratio: float = 0.2,
+        attempt_timeout_s: float = 5.0,
+        give_up_s: float = 180.0,
+    ) -> None:
+        self.stack = stack
+        self.tag = tag
+        self.dup_ratio = dup_ratio
+        self.attempt_timeout_s = attempt_timeout_s
+        self.give_up_s = give_up_s
+        self.load = Load()
+        self.ingests = [p.url for n, p in stack.procs.items() if n.startswith("ingest")]
+        self._seq = 0
+        self._rng = secrets.SystemRandom()
+
+    def _citizen(self) -> Citizen:
+        self._seq += 1
+        digits = f"{secrets.randbelow(10**15):015d}"
+        token = "Canary" + secrets.token_hex(4)
+        return Citizen(
+            user_id="81" + digits + f"{self._seq % 100:02d}",
+            name=f"Trần Thị {token}",
+            phone="849" + f"{secrets.randbelow(10**8):08d}",
+        )
+
+    def _signed(self, body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        mac = sign(app_id=APP_ID, body=raw, timestamp=body["timestamp"], secret=self.stack.secret)
+        return raw, {"Content-Type": "application/json", "X-ZEvent-Signature": "mac=" + mac}
+
+    async def _deliver(
+        self, http: httpx.AsyncClient, raw: bytes, headers: dict[str, str], *, first_retry: int = 0
+    ) -> bool:
+        """POST until a 200, Zalo-style (``num_retry`` on retries), within ``give_up_s``."""
+        deadline = time.monotonic() + self.give_up_s
+        attempt = first_retry
+        delay = 1.0
+        while time.monotonic() < deadline:
+            url = self.ingests[attempt % len(self.ingests)] + "/zalo/webhook"
+            h = headers | ({"num_retry": str(attempt)} if attempt else {})
+            t0 = time.monotonic()
+            status: int | None = None
+            with contextlib.suppress(httpx.HTTPError):
+                status = (await http.post(url, content=raw, headers=h)).status_code
+            self.load.attempts.append(Attempt(t0, time.monotonic() - t0, status))
+            self.load.webhooks += 1
+            if status == 200:
+                return True
+            attempt += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8.0)
+        return False
+
+    async def citizen(self, http: httpx.AsyncClient, index: int) -> None:
+        c = self._citizen()
+        self.load.citizens.append(c)
+        c.first_sent = time.monotonic()
+        n_msgs = 2 if index % 2 else 1
+        texts = [TEXTS[index % len(TEXTS)], *FOLLOW_UPS[: n_msgs - 1]]
+        c.msg_ids = [f"{self.tag}{index:05d}m{k}{secrets.token_hex(3)}" for k in range(n_msgs)]
+        # Zalo knows the citizen's name (user/detail) and the messages open the reply window.
+        await http.post(
+            f"{self.stack.sandbox}/sandbox/users",
+            json={"oa_id": OA, "user_id": c.user_id, "display_name": c.name},
+        )
+        for msg_id, text in zip(c.msg_ids, texts, strict=True):
+            await http.post(
+                f"{self.stack.sandbox}/sandbox/interactions",
+                json={
+                    "oa_id": OA,
+                    "user_id": c.user_id,
+                    "kind": "message",
+                    "text": text,
+                    "msg_id": msg_id,
+                },
+            )
+        now_ms = int(time.time() * 1000)
+        bodies = [
+            self._signed(
+                {
+                    "app_id": APP_ID,
+                    "sender": {"id": c.user_id},
+                    "user_id_by_app": "5" + c.user_id[1:],
+                    "recipient": {"id": OA},
+                    "event_name": "user_send_text",
+                    "message": {"text": text, "msg_id": msg_id},
+                    "timestamp": str(now_ms + 1000 * k),
+                }
+            )
+            for k, (msg_id, text) in enumerate(zip(c.msg_ids, texts, strict=True))
+        ]
+        duplicated = self._rng.random() < self.dup_ratio
+        order = list(range(n_msgs))
+        if duplicated and n_msgs > 1:
+            order.reverse()  # the later message arrives first
+            self.load.out_of_order += 1
+
+        async def one(k: int) -> None:
+            raw, headers = bodies[k]
+            copies = self._rng.randint(2, 5) if duplicated else 1
+            self.load.duplicates_sent += copies - 1
+            # Two copies at once (Zalo's retry racing the original), the rest later, as
+            # retries that arrive after the citizen's later events.
+            first = [self._deliver(http, raw, headers)]
+            if copies > 1:
+                first.append(self._deliver(http, raw, headers, first_retry=1))
+            ok = any(await asyncio.gather(*first))
+            for extra in range(copies - 2):
+                await asyncio.sleep(self._rng.uniform(0.5, 3.0))
+                ok = await self._deliver(http, raw, headers, first_retry=2 + extra) or ok
+            (self.load.acked if ok else self.load.refused).add(c.msg_ids[k])
+
+        for k in order:
+            await one(k)
+        if index % 4 == 0:  # the citizen shares a name and phone number with the OA
+            raw, headers = self._signed(
+                {
+                    "app_id": APP_ID,
+                    "sender": {"id": c.user_id},
+                    "recipient": {"id": OA},
+                    "event_name": "user_submit_info",
+                    "timestamp": str(now_ms + 5000),
+                    "info": {"name": c.name, "phone": c.phone, "user_dob": "01/01/1990"},
+                }
+            )
+            await self._deliver(http, raw, headers)
+
+    async def run(self, *, seconds: float, rate: float) -> Load:
+        """Start ``rate`` citizens a second for ``seconds``; wait until all were delivered."""
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        timeout = httpx.Timeout(self.attempt_timeout_s)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+            start = time.monotonic()
+            tasks = []
+            total = int(seconds * rate)
+            for i in range(total):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(self.citizen(http, i)))
+            await asyncio.gather(*tasks)
+        return self.load
+
+
+# ---------------------------------------------------------------------------------- checker
+
+
+async def count(stack: Stack, load: Load) -> dict[str, int]:
+    """What came out of the system for ``load``, from PostgreSQL and the sandbox."""
+    msg_ids = load.msg_ids()
+    conn = await asyncpg.connect(stack.direct_db)
+    try:
+        rows = await conn.fetch(
+            """SELECT cm.msg_id, cm.case_id, c.owner_unit_id FROM case_messages cm
+               JOIN cases c ON c.id = cm.case_id WHERE cm.msg_id = ANY($1::text[])""",
+            msg_ids,
+        )
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(timeout=30) as http:
+        replies = (await http.get(f"{stack.sandbox}/sandbox/messages", params={"oa": OA})).json()
+    per_msg = Counter(r["msg_id"] for r in rows)
+    case_of = {r["msg_id"]: r["case_id"] for r in rows}
+    routed = {r["msg_id"] for r in rows if r["owner_unit_id"]}
+    ours = {c.user_id for c in load.citizens}
+    per_user = Counter(m["user_id"] for m in replies if m["user_id"] in ours)
+    expected_citizens = [c for c in load.citizens if any(m in load.acked for m in c.msg_ids)]
+    lost_msgs = [m for m in msg_ids if m in load.acked and m not in per_msg]
+    lost_acks = [c for c in expected_citizens if c.user_id not in per_user]
+    dup_cases = sum(
+        max(0, len({case_of[m] for m in c.msg_ids if m in case_of}) - 1) for c in load.citizens
+    )
+    return {
+        "citizens": len(load.citizens),
+        "sent": len(msg_ids),
+        "ingest_acked": len(load.acked),
+        "refused": len(load.refused),
+        "persisted": len(per_msg),
+        "routed": len(routed),
+        "replies": sum(per_user.values()),
+        "lost_msgs": len(lost_msgs),
+        "lost_acks": len(lost_acks),
+        "lost": len(lost_msgs) + len(lost_acks),
+        "dup_case_messages": sum(n - 1 for n in per_msg.values() if n > 1),
+        "dup_cases": dup_cases,
+        "dup_replies": sum(n - 1 for n in per_user.values() if n > 1),
+    }
+
+
+async def unseen_before(stack: Stack, load: Load, cutoff: float) -> int:
+    """Citizens who started before ``cutoff`` (monotonic) and still miss an effect."""
+    subset = Load(
+        citizens=[c for c in load.citizens if c.first_sent <= cutoff and c.msg_ids],
+        acked=load.acked,
+    )
+    if not subset.citizens:
+        return 0
+    counts = await count(stack, subset)
+    return counts["lost"]
+
+
+# ------------------------------------------------------------------------------ topics, DLQ
+
+
+async def read_all(bootstrap: str, topics: list[str] | None = None) -> list[Any]:
+    """Every record of ``topics`` (default: all), from the earliest offset to the end now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="reliability-scan")
+    await admin.start()
+    try:
+        names = topics or sorted(t for t in await admin.list_topics() if not t.startswith("__"))
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="reliability-scan"
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        await consumer.topics()  # fetches the metadata of every topic
+        parts = [
+            TopicPartition(t, p) for t in names for p in (consumer.partitions_for_topic(t) or ())
+        ]
+        if not parts:
+            return out
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        pending = {tp for tp in parts if ends[tp] > 0}
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batch.values():
+                out += records
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def dead_letters(bootstrap: str) -> Counter[str]:
+    """Dead-lettered records by ``<topic>:<reason>``, across every DLQ, from offset 0."""
+    dlqs = [t.name + ".dlq" for t in all_topics() if not t.name.endswith(".dlq")]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="reliability-dlq")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    found: Counter[str] = Counter()
+    dlqs = [t for t in dlqs if t in existing] + [
+        t for t in existing if t.endswith(".dlq") and t not in dlqs
+    ]
+    if not dlqs:
+        return found
+    for r in await read_all(bootstrap, sorted(set(dlqs))):
+        headers = {k: v.decode(errors="replace") for k, v in r.headers or ()}
+        found[f"{r.topic.removesuffix('.dlq')}:{headers.get('x-dlq-reason', '?')}"] += 1
+    return found
+
+
+async def poison(bootstrap: str, n: int) -> int:
+    """Publish ``n`` records no consumer can read to the topics of triage and the notifier."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all")
+    await producer.start()
+    bad = [
+        b"\x00\xff\xfe not json at all",
+        b'{"schema_version": 1, "event_id": 42}',
+        b"[]",
+        b'{"truncated": ',
+    ]
+    try:
+        for i in range(n):
+            topic = "zalo.events.v1" if i % 2 == 0 else "notify.requests.v1"
+            await producer.send_and_wait(topic, bad[i % len(bad)], key=f"poison-{i}".encode())
+    finally:
+        await producer.stop()
+    return n
+
+
+# ------------------------------------------------------------------------------- leak scan
+
+
+async def leak_scan(stack: Stack, canaries: list[str]) -> dict[str, int]:
+    """Hits of any canary per place: topics (all, from offset 0, DLQs included), the
+    services' log files, the database outside the sealed columns, the services' metrics."""
+    canaries = [c for c in canaries if c]
+    hits: Counter[str] = Counter()
+    if not canaries:
+        return dict(hits)
+    pattern = re.compile("|".join(re.escape(c) for c in sorted(set(canaries))).encode())
+    for r in await read_all(stack.bootstrap):
+        blob = b"\n".join(
+            [r.key or b"", r.value or b"", *(k.encode() + b"=" + v for k, v in r.headers or ())]
+        )
+        if pattern.search(blob):
+            hits[f"topic:{r.topic}"] += 1
+    for path in sorted(stack.logs.glob("*.log")):
+        if path.stem.split("-")[0] not in (*SCANNED_SERVICES, "tansu"):
+            continue
+        with path.open("rb") as f:
+            for line in f:
+                if pattern.search(line):
+                    hits[f"log:{path.name}"] += 1
+    conn = await asyncpg.connect(stack.direct_db)
+    try:
+        columns = await conn.fetch(
+            """SELECT table_name, column_name, data_type FROM information_schema.columns
+               WHERE table_schema = 'public' AND column_name NOT LIKE 'sealed%'
+                 AND data_type IN ('text', 'character varying', 'jsonb', 'json', 'bytea',
+                                   'ARRAY', 'USER-DEFINED')"""
+        )
+        # Searched here, not with a PostgreSQL regex: a large alternation is slow there.
+        for col in columns:
+            t, c = col["table_name"], col["column_name"]
+            expr = f'"{c}"' if col["data_type"] == "bytea" else f'"{c}"::text'
+            query = f'SELECT {expr} AS v FROM "{t}" WHERE "{c}" IS NOT NULL'
+            async with conn.transaction():
+                async for row in conn.cursor(query, prefetch=2000):
+                    value = row["v"]
+                    blob = value if isinstance(value, bytes) else value.encode()
+                    if pattern.search(blob):
+                        hits[f"db:{t}.{c}"] += 1
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name, url in stack.service_urls().items():
+            with contextlib.suppress(httpx.HTTPError):
+                text = (await http.get(url + "/metrics")).content
+                hits[f"metrics:{name}"] += len(pattern.findall(text))
+    return {k: v for k, v in hits.items() if v}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

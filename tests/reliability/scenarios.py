@@ -1,0 +1,492 @@
+"""Scenarios of the reliability harness, run against one :class:`~.harness.Stack`, and the
+table of results.
+
+Each scenario runs a load of simulated citizens (:class:`~.harness.Driver`), injects its fault
+while the load runs, lets the system drain (until every citizen who got a 200 from ingest has
+every message persisted and a reply on the phone, or the drain window ends), then counts and
+scans for leaks. ``unseen`` is counted once a second; *recovery* is the time from the end of
+the fault until every citizen who started before it ended has everything (``unseen`` back to
+0). The ingest p95 is over webhook attempts started during the fault (failed attempts count
+with the time they took).
+
+Usage: ``.venv/bin/python -m tests.reliability.scenarios [--reps 3] [--only NAME ...]``
+(``make reliability``). The table is printed and written into docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .harness import (
+    ROOT,
+    Driver,
+    Stack,
+    count,
+    dead_letters,
+    leak_scan,
+    percentile,
+    poison,
+    unseen_before,
+)
+
+__all__ = ["SCENARIOS", "Result", "Scenario", "run_scenario", "worst"]
+
+Fault = Callable[[Stack], Awaitable[Any]]
+
+
+async def _nothing(_: Stack) -> None:
+    return None
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    load_s: float = 15.0
+    rate: float = 6.0  # citizens a second (each sends one or two tips)
+    dup_ratio: float = 0.2
+    fault_at: float = 4.0
+    fault_s: float = 0.0  # how long the fault lasts before ``clear``
+    fault: Fault = _nothing
+    clear: Fault = _nothing
+    poison: int = 0
+    drain_s: float = 120.0
+
+
+@dataclass
+class Result:
+    scenario: str
+    rep: int
+    counts: dict[str, int]
+    dlq: dict[str, int]
+    leaks: dict[str, int]
+    recovery_s: float | None
+    p95_s: float | None
+    attempts_failed: int
+    unseen_end: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        c = self.counts
+        return (
+            c["lost"] == 0
+            and c["dup_cases"] == 0
+            and c["dup_case_messages"] == 0
+            and c["dup_replies"] == 0
+            and not self.leaks
+            and self.unseen_end == 0
+        )
+
+    def badness(self) -> tuple[int, float]:
+        c = self.counts
+        bad = c["lost"] + c["dup_cases"] + c["dup_replies"] + sum(self.leaks.values())
+        return bad, self.recovery_s or 0.0
+
+
+# ------------------------------------------------------------------------------ the faults
+
+
+def _proxy_down(which: str) -> tuple[Fault, Fault]:
+    async def down(stack: Stack) -> None:
+        await getattr(stack, which).down()
+
+    async def up(stack: Stack) -> None:
+        await getattr(stack, which).up()
+
+    return down, up
+
+
+async def _slow_db(stack: Stack) -> None:
+    assert stack.pg_proxy is not None
+    stack.pg_proxy.set_latency(3.0, 0.2, responses_only=True)
+
+
+async def _fast_db(stack: Stack) -> None:
+    assert stack.pg_proxy is not None
+    stack.pg_proxy.clear()
+
+
+async def _sandbox_faults(stack: Stack, faults: list[dict[str, Any]]) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        for f in faults:
+            (await http.post(f"{stack.sandbox}/sandbox/faults", json=f)).raise_for_status()
+
+
+async def _zalo_errors(stack: Stack) -> None:
+    await _sandbox_faults(
+        stack,
+        [
+            {"api": "message/cs", "kind": "http_500", "count": 15},
+            {"api": "message/cs", "kind": "rate_limited", "count": 15},
+            {"api": "message/cs", "kind": "timeout_after_write", "value": 3, "count": 4},
+            {"api": "message/cs", "kind": "timeout", "value": 3, "count": 4},
+            {"api": "message/cs", "kind": "latency", "value": 0.5, "count": 30},
+        ],
+    )
+
+
+async def _token_expiry(stack: Stack) -> None:
+    await _sandbox_faults(stack, [{"api": "message/cs", "kind": "token_expired", "count": 4}])
+
+
+async def _clear_sandbox(stack: Stack) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.delete(f"{stack.sandbox}/sandbox/faults")
+
+
+def _kill(name: str, *, sig: int = signal.SIGKILL, restart_after: float = 2.0) -> Fault:
+    async def kill(stack: Stack) -> None:
+        stack.kill(name, sig)
+        await stack.restart(name, after_s=restart_after)
+
+    return kill
+
+
+async def _notifier_kill_in_flight(stack: Stack) -> None:
+    """Sends written by Zalo whose answer hangs; the notifier dies while waiting for it."""
+    await _sandbox_faults(
+        stack, [{"api": "message/cs", "kind": "timeout_after_write", "value": 5, "count": 6}]
+    )
+    await asyncio.sleep(1.5)
+    for name in [n for n in stack.procs if n.startswith("notifier")]:
+        stack.kill(name, signal.SIGKILL)
+    await asyncio.gather(
+        *(stack.restart(n, after_s=2.0) for n in stack.procs if n.startswith("notifier"))
+    )
+
+
+async def _poison(stack: Stack) -> None:
+    await poison(stack.bootstrap, 10)
+
+
+async def _broker_restart(stack: Stack) -> None:
+    await stack.restart_broker_empty(down_s=2.0)
+
+
+async def _kafka_resets(stack: Stack) -> None:
+    """Connections to the broker reset, and every write sliced, for the fault window."""
+    assert stack.kafka_proxy is not None
+    stack.kafka_proxy.slice_writes(7)
+    stack.kafka_proxy.reset()
+
+
+async def _kafka_heal(stack: Stack) -> None:
+    assert stack.kafka_proxy is not None
+    stack.kafka_proxy.clear()
+
+
+async def _kafka_hang(stack: Stack) -> None:
+    assert stack.kafka_proxy is not None
+    stack.kafka_proxy.hang()
+
+
+kafka_down, kafka_up = _proxy_down("kafka_proxy")
+pg_down, pg_up = _proxy_down("pg_proxy")
+
+SCENARIOS: list[Scenario] = [
+    Scenario(
+        "duplicates",
+        "duplicate webhooks ×2–5, retries after later events (no fault)",
+        dup_ratio=1.0,
+        load_s=12,
+    ),
+    Scenario(
+        "zalo_api",
+        "Zalo API: 5xx, 429/-32, timeouts (also after write), latency",
+        fault=_zalo_errors,
+        clear=_clear_sandbox,
+        fault_s=15,
+        load_s=15,
+    ),
+    Scenario(
+        "token_expiry",
+        "access token expired, two notifier replicas",
+        fault=_token_expiry,
+        clear=_clear_sandbox,
+        fault_s=8,
+        load_s=12,
+    ),
+    Scenario(
+        "broker_down",
+        "broker unreachable 30 s (proxy down: refused, open connections reset)",
+        fault=kafka_down,
+        clear=kafka_up,
+        fault_s=30,
+        load_s=40,
+        rate=4,
+    ),
+    Scenario(
+        "broker_hang",
+        "broker hangs 15 s (black hole, nothing refused)",
+        fault=_kafka_hang,
+        clear=_kafka_heal,
+        fault_s=15,
+        load_s=25,
+        rate=4,
+    ),
+    Scenario(
+        "broker_resets",
+        "broker connections reset, writes sliced into ≤7-byte pieces for 10 s",
+        fault=_kafka_resets,
+        clear=_kafka_heal,
+        fault_s=10,
+        load_s=18,
+    ),
+    Scenario(
+        "postgres_down",
+        "PostgreSQL unreachable 30 s",
+        fault=pg_down,
+        clear=pg_up,
+        fault_s=30,
+        load_s=40,
+        rate=4,
+    ),
+    Scenario(
+        "slow_db",
+        "slow database: 3 s (±0.2 s) on every PostgreSQL response for 20 s",
+        fault=_slow_db,
+        clear=_fast_db,
+        fault_s=20,
+        load_s=28,
+        rate=4,
+    ),
+    Scenario("triage_kill", "triage SIGKILLed mid-load", fault=_kill("triage-1"), load_s=15),
+    Scenario(
+        "notifier_kill",
+        "both notifiers SIGKILLed while Zalo holds written sends",
+        fault=_notifier_kill_in_flight,
+        clear=_clear_sandbox,
+        load_s=15,
+    ),
+    Scenario(
+        "ingest_term", "ingest SIGTERMed mid-load", fault=_kill("ingest-1", sig=signal.SIGTERM)
+    ),
+    Scenario("poison", "10 poison records on zalo.events and notify.requests", fault=_poison),
+    Scenario(
+        "broker_restart_empty",
+        "broker killed and restarted empty mid-load (in-memory Tansu)",
+        fault=_broker_restart,
+        load_s=15,
+        drain_s=90,
+    ),
+]
+# The smoke run in `make test`: PostgreSQL, not the broker, goes away. A short broker outage
+# sometimes leaves triage's consumer stalled after "Marking the coordinator dead" (finding 4 in
+# docs/reliability.md, open); until that is fixed it stays in `make reliability` only, so that
+# the default suite does not fail at random.
+SMOKE = Scenario(
+    "smoke",
+    "duplicates ×2–5 + PostgreSQL unreachable 5 s",
+    dup_ratio=1.0,
+    load_s=8,
+    rate=3,
+    fault_at=2,
+    fault=pg_down,
+    clear=pg_up,
+    fault_s=5,
+    drain_s=60,
+)
+
+
+# ------------------------------------------------------------------------------- the runner
+
+
+async def run_scenario(
+    stack: Stack, sc: Scenario, rep: int, *, log: Callable[[str], None]
+) -> Result:
+    await stack.heal()
+    dlq_before = await dead_letters(stack.bootstrap)
+    driver = Driver(
+        stack, tag=f"r{sc.name[:6]}{rep}x{int(time.time()) % 100000}", dup_ratio=sc.dup_ratio
+    )
+    window: dict[str, float] = {}
+    notes: list[str] = []
+
+    async def inject() -> None:
+        await asyncio.sleep(sc.fault_at)
+        window["start"] = time.monotonic()
+        await sc.fault(stack)
+        if sc.fault_s:
+            await asyncio.sleep(max(0.0, window["start"] + sc.fault_s - time.monotonic()))
+        await sc.clear(stack)
+        window["end"] = time.monotonic()
+
+    t0 = time.monotonic()
+    injector = asyncio.create_task(inject())
+    timings: dict[str, float] = {}
+
+    async def load() -> None:
+        await driver.run(seconds=sc.load_s, rate=sc.rate)
+        timings["load_s"] = time.monotonic() - t0
+
+    load_task = asyncio.create_task(load())
+    recovery: float | None = None
+    unseen = 0
+    deadline = None
+    while True:
+        await asyncio.sleep(1.0)
+        if injector.done() and injector.exception() is not None:
+            notes.append(f"fault failed: {injector.exception()!r}")
+            window.setdefault("start", t0)
+            window.setdefault("end", time.monotonic())
+        end = window.get("end")
+        pending = end is not None and recovery is None and sc.fault is not _nothing
+        if pending and await unseen_before(stack, driver.load, end or 0.0) == 0:
+            recovery = time.monotonic() - (end or 0.0)
+        if load_task.done():
+            deadline = deadline or time.monotonic() + sc.drain_s
+            counts = await count(stack, driver.load)
+            unseen = counts["lost"]
+            settled = recovery is not None or sc.fault is _nothing
+            if (unseen == 0 and injector.done() and settled) or time.monotonic() > deadline:
+                break
+    timings["drained_s"] = time.monotonic() - t0
+    await asyncio.sleep(3)  # a late duplicate would show by now
+    counts = await count(stack, driver.load)
+    unseen = counts["lost"]
+    dlq_after = await dead_letters(stack.bootstrap)
+    dlq = {k: v - dlq_before.get(k, 0) for k, v in dlq_after.items() if v - dlq_before.get(k, 0)}
+    t_scan = time.monotonic()
+    leaks = await leak_scan(stack, driver.load.canaries())
+    timings["scan_s"] = time.monotonic() - t_scan
+    notes.append(", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    start, end = window.get("start", t0), window.get("end", t0 + sc.load_s)
+    during = [a for a in driver.load.attempts if start <= a.started <= max(end, start + 1)]
+    p95 = percentile([a.latency for a in during], 0.95)
+    failed = sum(1 for a in driver.load.attempts if a.status != 200)
+    result = Result(
+        scenario=sc.name,
+        rep=rep,
+        counts=counts,
+        dlq=dlq,
+        leaks=leaks,
+        recovery_s=recovery,
+        p95_s=p95,
+        attempts_failed=failed,
+        unseen_end=unseen,
+        notes=notes,
+    )
+    log(
+        f"{sc.name} #{rep}: {'PASS' if result.passed else 'FAIL'} {counts} dlq={dlq} "
+        f"leaks={leaks} recovery={recovery} p95={p95} failed_attempts={failed} notes={notes}"
+    )
+    return result
+
+
+def worst(results: list[Result]) -> Result:
+    return max(results, key=lambda r: r.badness())
+
+
+def _fmt(v: float | None, digits: int = 1) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def table(rows: list[tuple[Scenario, list[Result]]]) -> str:
+    head = (
+        "| scenario | runs | citizens | tips sent | ingest 200 | persisted | routed | replies "
+        "| lost | dup cases | dup replies | dead-lettered | recovery s | ingest p95 s | leaks "
+        "| result |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for sc, results in rows:
+        w = worst(results)
+        c = w.counts
+        dlq = ", ".join(f"{k} {v}" for k, v in sorted(w.dlq.items())) or "0"
+        leaks = sum(w.leaks.values())
+        passed = sum(r.passed for r in results)
+        recoveries = [r.recovery_s for r in results]
+        recovery = None if None in recoveries else max(r or 0.0 for r in recoveries)
+        verdict = (
+            "pass" if passed == len(results) else f"FAIL ({len(results) - passed}/{len(results)})"
+        )
+        lines.append(
+            f"| {sc.name} — {sc.title} | {len(results)} | {c['citizens']} | {c['sent']} "
+            f"| {c['ingest_acked']} | {c['persisted']} | {c['routed']} | {c['replies']} "
+            f"| {c['lost']} | {c['dup_cases'] + c['dup_case_messages']} | {c['dup_replies']} "
+            f"| {dlq} | {_fmt(recovery)} "
+            f"| {_fmt(max((r.p95_s or 0) for r in results), 2)} | {leaks} "
+            f"| {verdict} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GB RAM"
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores ({cpu}){mem}, {system}"
+
+
+MARK_START = "<!-- reliability-results:start -->"
+MARK_END = "<!-- reliability-results:end -->"
+
+
+def write_doc(text: str, path: Path) -> None:
+    doc = path.read_text() if path.exists() else f"# Reliability\n\n{MARK_START}\n{MARK_END}\n"
+    if MARK_START not in doc:
+        doc += f"\n{MARK_START}\n{MARK_END}\n"
+    before, rest = doc.split(MARK_START, 1)
+    _, after = rest.split(MARK_END, 1)
+    path.write_text(before + MARK_START + "\n" + text + MARK_END + after)
+
+
+async def main(args: argparse.Namespace) -> int:
+    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    stack = Stack()
+    t0 = time.monotonic()
+    rows: list[tuple[Scenario, list[Result]]] = []
+    try:
+        await stack.start()
+        log(f"stack up in {time.monotonic() - t0:.1f} s; logs in {stack.logs}")
+        results: dict[str, list[Result]] = {s.name: [] for s in chosen}
+        for rep in range(1, args.reps + 1):
+            for sc in chosen:
+                results[sc.name].append(await run_scenario(stack, sc, rep, log=log))
+        rows = [(s, results[s.name]) for s in chosen]
+    finally:
+        await stack.stop()
+    text = (
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; {args.reps} run(s) per "
+        f"scenario, worst run shown; {time.monotonic() - t0:.0f} s in all. Layout: "
+        + ", ".join(f"{n} {s}" for s, n in stack.layout.items())
+        + " process(es), embedded Tansu and PostgreSQL behind fault proxies.\n\n"
+        + table(rows)
+    )
+    print("\n" + text)
+    if args.write:
+        write_doc(text, ROOT / "docs" / "reliability.md")
+    return 0 if all(r.passed for _, rs in rows for r in rs) else 1
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore", module="platformdirs")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=[])
+    parser.add_argument("--no-write", dest="write", action="store_false")
+    sys.exit(asyncio.run(main(parser.parse_args())))
