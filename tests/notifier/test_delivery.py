@@ -132,6 +132,27 @@ async def test_invalid_token_is_refreshed_once_and_the_send_retried(
 
 
 @respx.mock
+async def test_a_token_refreshed_by_another_replica_is_used_not_refreshed_again(
+    delivery: Delivery, protector: IdentityProtector
+):
+    """Two replicas, token expiry: while this one's send with A0 was refused, the other
+    replica refreshed to A1. Refreshing again would invalidate A1 under the other replica's
+    feet (each then fails its resend): this one takes A1 as it is."""
+
+    async def refuse_then_refresh_elsewhere(req: httpx.Request) -> httpx.Response:
+        if req.headers["access_token"] == "A0":
+            await delivery.tokens.save(OA, TokenPair("A1", "R1", 90000))  # the other replica
+            return httpx.Response(200, json={"error": -216, "message": "Access token is invalid"})
+        return httpx.Response(200, json=OK)
+
+    cs = respx.post(CS).mock(side_effect=refuse_then_refresh_elsewhere)
+    refresh = respx.post(OAUTH).mock(return_value=httpx.Response(500))
+    assert await delivery.deliver(request(protector)) is DeliveryStatus.SENT
+    assert refresh.call_count == 0
+    assert [c.request.headers["access_token"] for c in cs.calls] == ["A0", "A1"]
+
+
+@respx.mock
 async def test_retryable_errors_are_retried_permanent_ones_are_not(
     delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector
 ):

@@ -85,6 +85,10 @@ def _kind(exc: ZaloError) -> DeliveryErrorKind:
     return DeliveryErrorKind.PERMANENT
 
 
+#: Sends retried with another token after Zalo refused one (-216/-220).
+_TOKEN_RETRIES = 2
+
+
 @dataclass
 class Delivery:
     pool: asyncpg.Pool
@@ -161,9 +165,10 @@ class Delivery:
         return last is not None and datetime.now(UTC) - last > WINDOW
 
     async def _send(self, request: NotifyRequest, user_id: str) -> list[SentMessage]:
-        refreshed = False
+        refused: str | None = None  # the token Zalo said is invalid, if any
+        refreshes = 0
         while True:
-            token = await self.tokens.access_token(request.oa_id, force_refresh=refreshed)
+            token = await self.tokens.access_token(request.oa_id, invalid=refused)
             # Counted before the call: after a crash, a counted attempt may have reached Zalo.
             await self.pool.execute(
                 "UPDATE notify_ledger SET attempts = attempts + 1, updated_at = now() "
@@ -204,9 +209,12 @@ class Delivery:
                                 return found
                             raise
             except NeedsTokenError:
-                if refreshed:
+                # Zalo says the token is invalid: take the one another replica refreshed, or
+                # refresh it; a few times at most (replicas refreshing at once), then give up.
+                refreshes += 1
+                if refreshes > _TOKEN_RETRIES:
                     raise
-                refreshed = True  # Zalo says the token is invalid: refresh once, resend once
+                refused = token
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call(self, request: NotifyRequest, token: str, user_id: str) -> list[SentMessage]:

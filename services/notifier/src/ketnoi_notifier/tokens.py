@@ -78,16 +78,29 @@ class TokenStore:
         else:
             await self.pool.execute(sql, *args)
 
-    async def access_token(self, oa_id: str, *, force_refresh: bool = False) -> str:
+    async def access_token(
+        self, oa_id: str, *, force_refresh: bool = False, invalid: str | None = None
+    ) -> str:
         """A valid access token for ``oa_id``, refreshing it (once, across replicas) when it
-        is about to expire or when Zalo said it is invalid (``force_refresh``)."""
+        is about to expire or when Zalo said it is invalid (``force_refresh``).
+
+        ``invalid``: the token Zalo just refused. When the stored token is already another
+        one, a replica refreshed in the meantime: that one is used, not refreshed again (two
+        replicas refreshing in turn would each invalidate the other's fresh token — found by
+        the reliability harness: acknowledgements failed for good on token expiry)."""
         row = await self.pool.fetchrow("SELECT * FROM oa_tokens WHERE oa_id = $1", oa_id)
         if row is None:
             raise NeedsReauthorisationError(f"no token stored for OA {oa_id}")
         if row["needs_reauth"]:
             raise NeedsReauthorisationError(f"OA {oa_id} needs re-authorisation")
+        current = self.protector.unseal(row["sealed_access"], purpose=_PURPOSE_ACCESS)
+        if invalid is not None:
+            if current != invalid:
+                REFRESHES.labels(outcome="done_by_another").inc()
+                return current
+            force_refresh = True
         if not force_refresh and row["access_expires_at"] - self.margin > datetime.now(UTC):
-            return self.protector.unseal(row["sealed_access"], purpose=_PURPOSE_ACCESS)
+            return current
         return await self._refresh(oa_id, seen=row["sealed_access"])
 
     async def _refresh(self, oa_id: str, *, seen: str) -> str:
