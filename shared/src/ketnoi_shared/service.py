@@ -180,32 +180,19 @@ def consumer_app(
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     pool: Callable[[], asyncpg.Pool | None] | None = None,
-    consume_in_background: bool = False,
 ) -> FastAPI:
     """The HTTP face of a consumer service: the broker (with its subscribers) runs in the
     app's lifespan, and /livez, /readyz (broker, and database when ``pool`` is given) and
-    /metrics are served. ``on_startup`` runs before the broker starts consuming.
-
-    ``consume_in_background``: for an app whose HTTP side is its main job (the console), the
-    broker starts while the app already serves: joining a consumer group takes seconds (the
-    group's rebalance), and pages need not wait for it. /readyz says when it is up."""
+    /metrics are served. ``on_startup`` runs before the broker starts consuming."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             await on_startup()
-        starting: asyncio.Task[None] | None = None
-        if consume_in_background:
-            starting = asyncio.create_task(broker.start())
-        else:
-            await broker.start()
+        await broker.start()
         try:
             yield
         finally:
-            if starting is not None and not starting.done():
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starting
             await broker.stop()
             if on_shutdown is not None:
                 await on_shutdown()

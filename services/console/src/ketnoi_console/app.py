@@ -221,7 +221,6 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
         on_startup=startup,
         on_shutdown=shutdown,
         pool=lambda: state.pool,
-        consume_in_background=True,
     )
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
