@@ -17,9 +17,6 @@ import asyncpg
 from ketnoi_shared.contracts import (
     NOTIFY_REQUESTS,
     REPORTS_TRIAGED,
-    CaseLocation,
-    CaseStatus,
-    Category,
     NotifyKind,
     NotifyRecipient,
     NotifyRequest,
@@ -155,39 +152,11 @@ async def _notify(
 
 async def _publish(conn: asyncpg.Connection, case: asyncpg.Record | dict[str, Any]) -> None:
     """Every change of a case goes on reports.triaged.v1, like triage's own."""
-    location = json.loads(case["location"]) if case["location"] else None
     await enqueue(
         conn,
         REPORTS_TRIAGED,
-        TriagedCase(
-            event_id=f"case:{case['id']}:v{case['version']}",
-            occurred_at=datetime.now(UTC),
-            correlation_id=f"case:{case['id']}",
-            case_id=str(case["id"]),
-            reference=case["reference"],
-            version=case["version"],
-            oa_id=case["oa_id"],
-            citizen_pseudonym=case["citizen_pseudonym"],
-            status=CaseStatus(case["status"]),
-            category=Category(case["category"]),
-            subcategory=case["subcategory"],
-            urgency=Urgency(case["urgency"]),
-            confidence=max(0.0, min(1.0, float(case["confidence"]))),
-            explanation=case["explanation"],
-            decided_by=case["decided_by"],
-            owner_unit_id=case["owner_unit_id"],
-            info_unit_ids=tuple(case["info_unit_ids"]),
-            location=CaseLocation(
-                **{k: location.get(k) for k in CaseLocation.model_fields}
-                | {"source": location.get("source", "text")}
-            )
-            if location
-            else None,
-            location_unknown=case["location_unknown"],
-            outside_province=case["outside_province"],
-            message_count=case["message_count"],
-            opened_at=case["opened_at"],
-            last_message_at=case["last_message_at"],
+        TriagedCase.from_row(
+            case, occurred_at=datetime.now(UTC), correlation_id=f"case:{case['id']}"
         ),
     )
 

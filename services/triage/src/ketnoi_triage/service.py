@@ -29,15 +29,11 @@ import structlog
 from ketnoi_shared.contracts import (
     NOTIFY_REQUESTS,
     REPORTS_TRIAGED,
-    CaseLocation,
-    CaseStatus,
-    Category,
     EventKind,
     NotifyKind,
     NotifyRecipient,
     NotifyRequest,
     TriagedCase,
-    Urgency,
     ZaloEvent,
 )
 from ketnoi_shared.db import enqueue, enqueue_many
@@ -611,41 +607,10 @@ class TriageService:
         return updated
 
     def _contract(self, row: asyncpg.Record, event: ZaloEvent) -> TriagedCase:
-        location = json.loads(row["location"]) if row["location"] else None
-        return TriagedCase(
-            event_id=f"case:{row['id']}:v{row['version']}",
+        return TriagedCase.from_row(
+            row,
             occurred_at=row["last_message_at"],
             correlation_id=event.correlation_id,
-            case_id=str(row["id"]),
-            reference=row["reference"],
-            version=row["version"],
-            oa_id=row["oa_id"],
-            citizen_pseudonym=row["citizen_pseudonym"],
-            status=CaseStatus(row["status"]),
-            category=Category(row["category"]),
-            subcategory=row["subcategory"],
-            urgency=Urgency(row["urgency"]),
-            confidence=max(0.0, min(1.0, float(row["confidence"]))),
-            explanation=row["explanation"],
-            decided_by=row["decided_by"],
-            owner_unit_id=row["owner_unit_id"],
-            info_unit_ids=tuple(row["info_unit_ids"]),
-            location=CaseLocation(
-                ward_code=location.get("ward_code"),
-                ward_name=location.get("ward_name"),
-                province_code=location.get("province_code"),
-                latitude=location.get("latitude"),
-                longitude=location.get("longitude"),
-                source=location.get("source", "text"),
-                distance_km=location.get("distance_km"),
-            )
-            if location
-            else None,
-            location_unknown=row["location_unknown"],
-            outside_province=row["outside_province"],
-            message_count=row["message_count"],
-            opened_at=row["opened_at"],
-            last_message_at=row["last_message_at"],
             **self._question(row, event),
         )
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -87,3 +91,47 @@ class TriagedCase(Envelope):
 
     def partition_key(self) -> str:
         return self.case_id
+
+    @classmethod
+    def from_row(
+        cls,
+        row: Mapping[str, Any],
+        *,
+        occurred_at: datetime,
+        correlation_id: str,
+        **extra: Any,
+    ) -> TriagedCase:
+        """The contract of a ``cases`` row (the case store's columns, ``location`` as JSON
+        text): one place for triage and the console, which both publish case changes."""
+        location = json.loads(row["location"]) if row["location"] else None
+        return cls(
+            event_id=f"case:{row['id']}:v{row['version']}",
+            occurred_at=occurred_at,
+            correlation_id=correlation_id,
+            case_id=str(row["id"]),
+            reference=row["reference"],
+            version=row["version"],
+            oa_id=row["oa_id"],
+            citizen_pseudonym=row["citizen_pseudonym"],
+            status=CaseStatus(row["status"]),
+            category=Category(row["category"]),
+            subcategory=row["subcategory"],
+            urgency=Urgency(row["urgency"]),
+            confidence=max(0.0, min(1.0, float(row["confidence"]))),
+            explanation=row["explanation"],
+            decided_by=row["decided_by"],
+            owner_unit_id=row["owner_unit_id"],
+            info_unit_ids=tuple(row["info_unit_ids"]),
+            location=CaseLocation(
+                **{k: location.get(k) for k in CaseLocation.model_fields}
+                | {"source": location.get("source", "text")}
+            )
+            if location
+            else None,
+            location_unknown=row["location_unknown"],
+            outside_province=row["outside_province"],
+            message_count=row["message_count"],
+            opened_at=row["opened_at"],
+            last_message_at=row["last_message_at"],
+            **extra,
+        )
