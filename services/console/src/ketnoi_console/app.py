@@ -6,7 +6,7 @@ import io
 import json
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +39,7 @@ from .access import Viewer, scoped
 from .auth import Sessions, audit
 from .cases import CaseFilters, case_detail, inbox, reply_window
 from .clocks import Policy, case_clocks
-from .dashboards import bar_chart, build_dashboard, clock_rows, stacked_chart
+from .dashboards import bar_chart, build_dashboard, case_rows, clock_rows, stacked_chart
 from .escalation import raise_escalations
 from .live import CaseFeed
 from .ops_routes import add_ops_routes
@@ -402,9 +402,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                 client=_client(request),
                 detail=json.dumps({"rows": len(rows), "query": filters.query_string()}),
             )
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
+        return _csv_response(
+            "tin-bao.csv",
             [
                 "ma_tin_bao",
                 "nguoi_bao_tin",
@@ -416,10 +415,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                 "xa_phuong",
                 "mo_luc",
                 "tin_moi_nhat",
-            ]
-        )
-        for r in rows:
-            writer.writerow(
+            ],
+            (
                 [
                     r["reference"],
                     r["label"],
@@ -432,11 +429,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                     _vn_time(r["opened_at"]),
                     _vn_time(r["last_message_at"]),
                 ]
-            )
-        return Response(
-            out.getvalue().encode("utf-8-sig"),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="tin-bao.csv"'},
+                for r in rows
+            ),
         )
 
     @app.get("/events")
@@ -674,19 +668,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
     @app.get("/deadlines", response_class=HTMLResponse)
     async def deadlines(request: Request, viewer: Current) -> Response:
         async with scoped(pool(), viewer.units) as conn:
-            rows = await conn.fetch(
-                """SELECT c.id, c.reference, c.category, c.subcategory, c.urgency, c.status,
-                          c.lane, c.owner_unit_id, c.opened_at, c.closed_at, c.citizen_pseudonym,
-                          c.location, u.name AS owner_name, u.kind AS owner_kind,
-                          (SELECT min(a.at) FROM case_actions a
-                            WHERE a.case_id = c.id AND a.kind = 'reply') AS first_reply_at,
-                          (SELECT count(*) FROM case_actions a
-                            WHERE a.case_id = c.id AND a.kind = 'extend') AS extensions
-                   FROM cases c LEFT JOIN units u ON u.id = c.owner_unit_id
-                   WHERE c.status IN ('new', 'acknowledged', 'verifying')
-                     AND c.lane IN ('tips', 'procedures')
-                   ORDER BY c.opened_at LIMIT 2000"""
-            )
+            rows = await case_rows(conn, open_only=True)
         clocked = clock_rows(list(rows), policy, unit_id=viewer.unit_id, now=now())
         overdue = [r for r in clocked if r["late"]]
         due_soon = [r for r in clocked if r["due_soon"] and not r["late"]]
@@ -758,9 +740,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                 client=_client(request),
                 detail=json.dumps({"rows": len(dash.clocks), "days": days}),
             )
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
+        return _csv_response(
+            "so-lieu.csv",
             [
                 "ma_tin_bao",
                 "nguoi_bao_tin",
@@ -773,11 +754,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                 "tra_loi_dau",
                 "han_giai_quyet",
                 "dung_han",
-            ]
-        )
-        for r in dash.clocks:
-            first, resolution = r["clocks"]["first_reply"], r["clocks"]["resolution"]
-            writer.writerow(
+            ],
+            (
                 [
                     r["reference"],
                     r["label"],
@@ -786,16 +764,13 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
                     URGENCY_VI.get(r["urgency"], r["urgency"]),
                     STATUS_VI.get(r["status"]),
                     _vn_time(r["opened_at"]),
-                    _vn_time(first.due_at),
-                    _vn_time(first.stopped_at),
-                    _vn_time(resolution.due_at),
+                    _vn_time(r["clocks"]["first_reply"].due_at),
+                    _vn_time(r["clocks"]["first_reply"].stopped_at),
+                    _vn_time(r["clocks"]["resolution"].due_at),
                     "có" if not r["late"] else "không",
                 ]
-            )
-        return Response(
-            out.getvalue().encode("utf-8-sig"),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="so-lieu.csv"'},
+                for r in dash.clocks
+            ),
         )
 
     @app.post("/cases/{case_id}/reveal", response_class=HTMLResponse)
@@ -888,6 +863,19 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
 
     add_ops_routes(app, templates, pool=pool, settings=settings, current=current, csrf=csrf)
     return app
+
+
+def _csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]) -> Response:
+    """A CSV download that Excel opens as UTF-8 (with a byte-order mark)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return Response(
+        out.getvalue().encode("utf-8-sig"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def _safe_next(target: str) -> str:

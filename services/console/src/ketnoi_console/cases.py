@@ -14,7 +14,7 @@ import asyncpg
 
 from ketnoi_shared.text import normalize
 
-from .clocks import Policy, case_clocks
+from .clocks import CLOCK_COLUMNS, Policy, case_clocks
 
 __all__ = [
     "CaseFilters",
@@ -113,11 +113,7 @@ async def inbox(
                    (SELECT count(*) FROM case_messages m WHERE m.case_id = c.id
                       AND m.attachments <> '[]'::jsonb) AS with_attachments,
                    (r.read_at IS NULL OR r.read_at < c.last_message_at) AS unread,
-                   c.closed_at, ou.kind AS owner_kind,
-                   (SELECT min(a.at) FROM case_actions a
-                     WHERE a.case_id = c.id AND a.kind = 'reply') AS first_reply_at,
-                   (SELECT count(*) FROM case_actions a
-                     WHERE a.case_id = c.id AND a.kind = 'extend') AS extensions
+                   {CLOCK_COLUMNS}
             FROM cases c
             LEFT JOIN case_reads r ON r.case_id = c.id AND r.account_id = $1
             LEFT JOIN units ou ON ou.id = c.owner_unit_id

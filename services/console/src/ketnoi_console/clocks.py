@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 __all__ = [
+    "CLOCK_COLUMNS",
     "Clock",
     "Policy",
     "Schedule",
@@ -35,6 +36,13 @@ VN: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 OPEN: Final = frozenset({"new", "acknowledged", "verifying"})
+#: What :func:`case_clocks` needs besides the case's own columns, for a query over ``cases c``
+#: joined to its owner unit as ``ou``.
+CLOCK_COLUMNS: Final = """c.closed_at, ou.kind AS owner_kind,
+    (SELECT min(a.at) FROM case_actions a
+      WHERE a.case_id = c.id AND a.kind = 'reply') AS first_reply_at,
+    (SELECT count(*) FROM case_actions a
+      WHERE a.case_id = c.id AND a.kind = 'extend') AS extensions"""
 
 
 def default_policy_path() -> Path:

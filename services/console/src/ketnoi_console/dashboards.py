@@ -20,9 +20,16 @@ import asyncpg
 from ketnoi_shared.taxonomy import CATEGORY_VI, SUBCATEGORY_VI
 
 from .cases import citizen_label
-from .clocks import VN, Policy, case_clocks, on_time_rate
+from .clocks import CLOCK_COLUMNS, VN, Policy, case_clocks, on_time_rate
 
-__all__ = ["Dashboard", "bar_chart", "build_dashboard", "clock_rows", "stacked_chart"]
+__all__ = [
+    "Dashboard",
+    "bar_chart",
+    "build_dashboard",
+    "case_rows",
+    "clock_rows",
+    "stacked_chart",
+]
 
 TIP_CATEGORIES: Final = ("crime", "social_evils", "traffic", "public_order")
 COLOURS: Final = {
@@ -57,22 +64,25 @@ class Dashboard:
     clocks: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def _case_rows(conn: asyncpg.Connection, since: datetime) -> list[asyncpg.Record]:
+async def case_rows(
+    conn: asyncpg.Connection, *, since: datetime | None = None, open_only: bool = False
+) -> list[asyncpg.Record]:
+    """Tips and procedure questions with what their clocks need (for the dashboards: opened
+    since ``since``; for the deadlines: the open ones)."""
     return await conn.fetch(
-        """SELECT c.id, c.reference, c.category, c.subcategory, c.urgency, c.status, c.lane,
-                  c.owner_unit_id, c.opened_at, c.closed_at, c.location, c.citizen_pseudonym,
-                  u.name AS owner_name, u.kind AS owner_kind,
-                  (SELECT min(a.at) FROM case_actions a
-                    WHERE a.case_id = c.id AND a.kind = 'reply') AS first_reply_at,
-                  (SELECT count(*) FROM case_actions a
-                    WHERE a.case_id = c.id AND a.kind = 'extend') AS extensions,
+        f"""SELECT c.id, c.reference, c.category, c.subcategory, c.urgency, c.status, c.lane,
+                  c.owner_unit_id, c.opened_at, c.location, c.citizen_pseudonym,
+                  ou.name AS owner_name, {CLOCK_COLUMNS},
                   EXISTS (SELECT 1 FROM delivery_results d
                           WHERE d.case_id = c.id AND d.kind = 'answer'
                             AND d.status = 'sent') AS answered_automatically
-           FROM cases c LEFT JOIN units u ON u.id = c.owner_unit_id
-           WHERE c.opened_at >= $1 AND c.lane IN ('tips', 'procedures')
-           ORDER BY c.opened_at""",
+           FROM cases c LEFT JOIN units ou ON ou.id = c.owner_unit_id
+           WHERE c.lane IN ('tips', 'procedures')
+             AND ($1::timestamptz IS NULL OR c.opened_at >= $1)
+             AND (NOT $2 OR c.status IN ('new', 'acknowledged', 'verifying'))
+           ORDER BY c.opened_at LIMIT 5000""",  # noqa: S608 - a constant fragment
         since,
+        open_only,
     )
 
 
@@ -183,7 +193,7 @@ async def build_dashboard(
     now = now or datetime.now(UTC)
     today = now.astimezone(VN).date()
     since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), VN)
-    rows = await _case_rows(conn, min(since, now - timedelta(days=15)))
+    rows = await case_rows(conn, since=min(since, now - timedelta(days=15)))
     recent = [r for r in rows if r["opened_at"] >= since]
     span = [today - timedelta(days=i) for i in range(days - 1, -1, -1)]
     per_day: dict[date, Counter[str]] = {d: Counter() for d in span}
