@@ -5,8 +5,10 @@ record of what the citizen's phone received. Real broker and PostgreSQL; Zalo is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -37,25 +39,12 @@ APP_ID = "1234567890123456789"
 APP_SECRET = "TESTAPPSECRETKEY0001"
 
 
-async def test_citizen_asks_and_receives_the_answer(
-    kafka_bootstrap: str,
-    database_url: str,
-    pool: asyncpg.Pool,
-    keys: dict[str, str],
-    protector: IdentityProtector,
-    fixtures_dir: Path,
-    engine: Triage,
-):
-    async with pool.acquire() as conn:
-        await upsert_units(conn, UNITS)
-    since = now_ms()
-    user = "82" + str(uuid.uuid4().int)[:17]
-    msg_id = "q" + uuid.uuid4().hex[:12]
-    body = json.loads((fixtures_dir / "webhook" / "user_send_text.json").read_text())
-    body["sender"]["id"] = user
-    body["message"].update(msg_id=msg_id, text="lam cccd mat bao lau")
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
+@contextlib.asynccontextmanager
+async def pipeline(
+    kafka_bootstrap: str, database_url: str, keys: dict[str, str], engine: Triage
+) -> AsyncIterator[Callable[[bytes], Awaitable[None]]]:
+    """Ingest, triage and news running on the real broker and database; yields a function that
+    posts a webhook body to ingest, signed as Zalo signs it."""
     ingest_settings = IngestSettings(
         kafka_bootstrap=kafka_bootstrap,
         database_url=database_url,
@@ -81,24 +70,51 @@ async def test_citizen_asks_and_receives_the_answer(
                 base_url="http://ingest",
             ) as client,
         ):
-            response = await client.post(
-                "/zalo/webhook",
-                content=raw,
-                headers={"X-ZEvent-Signature": sign_body(raw, secret=SECRET)},
-            )
-            assert response.status_code == 200
-            answer = None
-            for _ in range(200):
-                row = await pool.fetchrow(
-                    "SELECT value FROM outbox WHERE topic = 'notify.requests.v1' "
-                    "AND event_id LIKE 'answer:%' AND published_at IS NOT NULL"
+
+            async def send(raw: bytes) -> None:
+                response = await client.post(
+                    "/zalo/webhook",
+                    content=raw,
+                    headers={"X-ZEvent-Signature": sign_body(raw, secret=SECRET)},
                 )
-                if row is not None:
-                    answer = NotifyRequest.model_validate_json(bytes(row["value"]))
-                    break
-                await asyncio.sleep(0.1)
+                assert response.status_code == 200
+
+            yield send
     finally:
         await ingest.stop()
+
+
+async def test_citizen_asks_and_receives_the_answer(
+    kafka_bootstrap: str,
+    database_url: str,
+    pool: asyncpg.Pool,
+    keys: dict[str, str],
+    protector: IdentityProtector,
+    fixtures_dir: Path,
+    engine: Triage,
+):
+    async with pool.acquire() as conn:
+        await upsert_units(conn, UNITS)
+    since = now_ms()
+    user = "82" + str(uuid.uuid4().int)[:17]
+    msg_id = "q" + uuid.uuid4().hex[:12]
+    body = json.loads((fixtures_dir / "webhook" / "user_send_text.json").read_text())
+    body["sender"]["id"] = user
+    body["message"].update(msg_id=msg_id, text="lam cccd mat bao lau")
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    async with pipeline(kafka_bootstrap, database_url, keys, engine) as send:
+        await send(raw)
+        answer = None
+        for _ in range(200):
+            row = await pool.fetchrow(
+                "SELECT value FROM outbox WHERE topic = 'notify.requests.v1' "
+                "AND event_id LIKE 'answer:%' AND published_at IS NOT NULL"
+            )
+            if row is not None:
+                answer = NotifyRequest.model_validate_json(bytes(row["value"]))
+                break
+            await asyncio.sleep(0.1)
     assert answer is not None, "no answer published"
     published = [
         NotifyRequest.model_validate_json(r.value)
@@ -157,62 +173,27 @@ async def test_status_check_by_reference_after_a_tip(
         body["message"].update(msg_id="s" + uuid.uuid4().hex[:12], text=text)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
-    ingest_settings = IngestSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=database_url,
-        zalo_oa_secrets={OA: SECRET},
-        **keys,
-    )
-    ingest = build_ingest(ingest_settings)
-    triage_app = create_triage(
-        TriageSettings(kafka_bootstrap=kafka_bootstrap, database_url=database_url, **keys),
-        engine=engine,
-    )
-    news_app = create_news(
-        NewsSettings(kafka_bootstrap=kafka_bootstrap, database_url=database_url, **keys),
-        poll_every_s=3600,
-    )
     now = now_ms()
-    await ingest.start()
-    try:
-        async with (
-            triage_app.router.lifespan_context(triage_app),
-            news_app.router.lifespan_context(news_app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=create_ingest(ingest_settings, ingest)),
-                base_url="http://ingest",
-            ) as client,
-        ):
-
-            async def send(raw: bytes) -> None:
-                response = await client.post(
-                    "/zalo/webhook",
-                    content=raw,
-                    headers={"X-ZEvent-Signature": sign_body(raw, secret=SECRET)},
-                )
-                assert response.status_code == 200
-
-            await send(webhook("Có trộm đột nhập nhà hàng xóm tối qua ở hẻm 3", now))
-            reference = None
-            for _ in range(300):
-                reference = await pool.fetchval("SELECT reference FROM case_status LIMIT 1")
-                if reference:
-                    break
-                await asyncio.sleep(0.1)
-            assert reference, "the news service projected the tip's status"
-            await send(webhook(f"#tra_cuu {reference}", now + 1000))
-            answer = None
-            for _ in range(300):
-                row = await pool.fetchrow(
-                    "SELECT value FROM outbox WHERE topic = 'notify.requests.v1' "
-                    "AND event_id LIKE 'menu:%'"
-                )
-                if row is not None:
-                    answer = NotifyRequest.model_validate_json(bytes(row["value"]))
-                    break
-                await asyncio.sleep(0.1)
-    finally:
-        await ingest.stop()
+    async with pipeline(kafka_bootstrap, database_url, keys, engine) as send:
+        await send(webhook("Có trộm đột nhập nhà hàng xóm tối qua ở hẻm 3", now))
+        reference = None
+        for _ in range(300):
+            reference = await pool.fetchval("SELECT reference FROM case_status LIMIT 1")
+            if reference:
+                break
+            await asyncio.sleep(0.1)
+        assert reference, "the news service projected the tip's status"
+        await send(webhook(f"#tra_cuu {reference}", now + 1000))
+        answer = None
+        for _ in range(300):
+            row = await pool.fetchrow(
+                "SELECT value FROM outbox WHERE topic = 'notify.requests.v1' "
+                "AND event_id LIKE 'menu:%'"
+            )
+            if row is not None:
+                answer = NotifyRequest.model_validate_json(bytes(row["value"]))
+                break
+            await asyncio.sleep(0.1)
     assert answer is not None
     assert f"Tin báo mã {reference} đã được tiếp nhận" in answer.text
     assert "trộm" not in answer.text
