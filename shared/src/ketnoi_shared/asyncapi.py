@@ -37,7 +37,7 @@ def contract_broker() -> KafkaBroker:
 
 def build_asyncapi() -> Any:
     broker = contract_broker()
-    for ep in entry_points(group="ketnoi.asyncapi"):
+    for ep in sorted(entry_points(group="ketnoi.asyncapi"), key=lambda e: e.name):
         ep.load()(broker)
     spec = AsyncAPI(
         broker,

@@ -97,7 +97,8 @@ def docs(out: Path, readme: Path) -> None:
 
     document = build_asyncapi()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    # Keys sorted: FastStream's channel order changes from one run to the next.
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
     click.echo(f"wrote {out}", err=True)
     if readme.exists():
         current = update_readme(readme)
