@@ -61,7 +61,7 @@ def test_up_ready_ctrl_c_clean_and_database_reused(tmp_path: Path):
             "console",
         }
         for name, svc in state["services"].items():
-            assert svc["ready"], name
+            assert svc["ready"], (name, Path(svc["log"]).read_text()[-3000:])
             assert httpx.get(svc["readyz"], timeout=5).status_code == 200, name
             assert httpx.get(svc["livez"], timeout=5).status_code == 200, name
             assert b"ketnoi_" in httpx.get(svc["metrics"], timeout=5).content, name

@@ -36,7 +36,7 @@ def stack_env(data_dir: Path) -> dict[str, str]:
 
 
 def run_until_ready(
-    env: dict[str, str], data_dir: Path, timeout: float = 150
+    env: dict[str, str], data_dir: Path, timeout: float = 210
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ketnoi_shared", "up"],

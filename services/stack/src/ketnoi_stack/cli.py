@@ -41,6 +41,13 @@ def _services() -> list[dict[str, Any]]:
     return sorted(found, key=lambda s: s["port"])
 
 
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
 async def _wait_ready(urls: dict[str, str], timeout: float) -> dict[str, bool]:
     deadline = time.monotonic() + timeout
     ready = dict.fromkeys(urls, False)
@@ -131,7 +138,8 @@ async def _up(  # noqa: PLR0912, PLR0915 - the start-up sequence reads best in o
                 logs / f"{svc['name']}.log",
             )
         await supervisor.start()
-        ready = await _wait_ready(urls, timeout=90)
+        # Long enough for a service whose first group join hung to be restarted once.
+        ready = await _wait_ready(urls, timeout=150)
         if all(ready.values()):
             for ep in sorted(entry_points(group="ketnoi.after_start"), key=lambda e: e.name):
                 if msg := await ep.load()(env):
@@ -171,6 +179,9 @@ async def _up(  # noqa: PLR0912, PLR0915 - the start-up sequence reads best in o
             state_path=state_path,
         )
         if not all(ready.values()):
+            for name in (n for n, ok in ready.items() if not ok):
+                tail = _tail(logs / f"{name}.log")
+                click.echo(f"--- {name} is not ready; the end of its log:\n{tail}", err=True)
             click.echo("some services are not ready; see their logs above", err=True)
             if exit_when_ready:
                 return 1
