@@ -10,7 +10,9 @@
   :class:`OutboxRelay` publishes pending rows to Kafka in id order and marks them. We evaluated
   ``faststream-outbox``: it is a Postgres-table *broker* driven through SQLAlchemy sessions, not
   a relay into Kafka for an asyncpg code base, so this small relay (one advisory lock, one
-  ordered SELECT, one UPDATE) is written here.
+  ordered SELECT, one UPDATE) is written here. Published rows are kept a week: under the same
+  lock the relay also runs the reconciler (:mod:`ketnoi_shared.reconcile`), which marks again
+  the rows whose effect is missing because a broker lost them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from .contracts import Envelope, TopicSpec, all_topics
 from .messaging import encode, envelope_headers
 from .metrics import INBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISHED
+from .reconcile import reconcile_once
 
 __all__ = [
     "OutboxRelay",
@@ -160,8 +163,15 @@ class OutboxRelay:
         poll_s: float = 1.0,
         keep_published_s: float = 7 * 24 * 3600,
         request_timeout_ms: int = 5000,
+        reconcile_after_s: float = 0.0,
+        reconcile_every_s: float = 15.0,
     ) -> None:
         self.request_timeout_ms = request_timeout_ms
+        #: Republish rows without their effect this long after publishing (0: never); see
+        #: :mod:`ketnoi_shared.reconcile`.
+        self.reconcile_after_s = reconcile_after_s
+        self.reconcile_every_s = reconcile_every_s
+        self._last_reconcile: float = time.monotonic()
         self.pool = pool
         self.bootstrap = bootstrap
         self.idempotence = idempotence
@@ -262,6 +272,14 @@ class OutboxRelay:
                     INBOX_KEEP_S,
                 )
                 self._last_cleanup = time.monotonic()
+            if (
+                self.reconcile_after_s > 0
+                and time.monotonic() - self._last_reconcile > self.reconcile_every_s
+            ):
+                # Under the relay's lock, before the pending rows are read: what it marks
+                # again goes out in this very pass.
+                await reconcile_once(conn, after_s=self.reconcile_after_s)
+                self._last_reconcile = time.monotonic()
             rows: Sequence[asyncpg.Record] = await conn.fetch(
                 """SELECT id, topic, key, value, headers FROM outbox
                    WHERE published_at IS NULL ORDER BY id LIMIT $1""",

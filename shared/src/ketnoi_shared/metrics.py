@@ -16,6 +16,8 @@ __all__ = [
     "INBOX_DUPLICATES",
     "OUTBOX_PENDING",
     "OUTBOX_PUBLISHED",
+    "RECONCILE_GIVEN_UP",
+    "RECONCILE_REPUBLISHED",
     "REGISTRY",
 ]
 
@@ -48,5 +50,17 @@ OUTBOX_PUBLISHED: Final = Counter(
 OUTBOX_PENDING: Final = Gauge(
     "ketnoi_outbox_pending",
     "Outbox rows waiting to be relayed (at the last relay pass).",
+    registry=REGISTRY,
+)
+RECONCILE_REPUBLISHED: Final = Counter(
+    "ketnoi_reconcile_republished_total",
+    "Outbox rows published again because their effect was missing (a broker lost them).",
+    ["topic"],
+    registry=REGISTRY,
+)
+RECONCILE_GIVEN_UP: Final = Counter(
+    "ketnoi_reconcile_given_up_total",
+    "Outbox rows still without their effect after every republish (an operator must look).",
+    ["topic"],
     registry=REGISTRY,
 )

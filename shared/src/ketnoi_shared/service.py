@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .db import OutboxRelay, create_pool
 from .metrics import REGISTRY
 from .settings import CommonSettings
+from .watchdog import ConsumerWatchdog, broker_consumers
 
 __all__ = [
     "Probe",
@@ -139,6 +140,7 @@ class ServiceResources:
             self.pool,
             bootstrap=self.settings.kafka_bootstrap,
             idempotence=self.settings.kafka_idempotence,
+            reconcile_after_s=self.settings.reconcile_after_s,
         )
         await self.relay.start()
         return self.pool
@@ -183,21 +185,36 @@ def consumer_app(
 ) -> FastAPI:
     """The HTTP face of a consumer service: the broker (with its subscribers) runs in the
     app's lifespan, and /livez, /readyz (broker, and database when ``pool`` is given) and
-    /metrics are served. ``on_startup`` runs before the broker starts consuming."""
+    /metrics are served. ``on_startup`` runs before the broker starts consuming. A watchdog
+    ends the process when a consumer is stuck (:mod:`ketnoi_shared.watchdog`)."""
+
+    watchdog = ConsumerWatchdog(lambda: broker_consumers(broker), stall_s=settings.consumer_stall_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             await on_startup()
-        await broker.start()
+        try:
+            # A start waits for every consumer's first group join, which can hang for ever
+            # (see ketnoi_shared.watchdog): give up, and let the supervisor start us again.
+            await asyncio.wait_for(broker.start(), settings.consumer_start_timeout_s)
+        except TimeoutError:
+            log.error(  # noqa: TRY400 - the reason is the timeout, not a traceback
+                "consumers did not join their groups in time; exiting to be started again",
+                timeout_s=settings.consumer_start_timeout_s,
+            )
+            raise
+        await watchdog.start()
         try:
             yield
         finally:
+            await watchdog.stop()
             await broker.stop()
             if on_shutdown is not None:
                 await on_shutdown()
 
     app = FastAPI(title=f"Ketnoi {service}", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.watchdog = watchdog
     probes: dict[str, Probe] = {"broker": broker_probe(broker)}
     if pool is not None:
         probes["database"] = db_probe(pool)

@@ -77,6 +77,22 @@ class CommonSettings(BaseSettings):
         description="Key of the HMAC that turns a Zalo user id into a pseudonym (base64, at least "
         "32 bytes). Secret; rotating it changes every pseudonym.",
     )
+    consumer_start_timeout_s: float = Field(
+        default=60.0,
+        description="A consumer service whose consumers have not joined their groups this "
+        "long after start exits (its supervisor starts it again).",
+    )
+    consumer_stall_s: float = Field(
+        default=180.0,
+        description="A consumer stuck this long (in a rebalance, or not moving while its "
+        "partition has records) makes its process exit to be started again.",
+    )
+    reconcile_after_s: float = Field(
+        default=120.0,
+        description="Publish an outbox row again (at most twice) when its effect (an inbox "
+        "claim, a delivery ledger row) is still missing this many seconds after it was "
+        "published: a broker lost it. 0 turns reconciliation off.",
+    )
     retry_attempts: int = Field(
         default=4, description="Attempts a consumer makes on a message before dead-lettering it."
     )
