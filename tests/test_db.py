@@ -127,3 +127,34 @@ async def test_outbox_relay_publishes_in_order_once(pool: asyncpg.Pool, kafka_bo
     assert sorted(NewsItem.model_validate_json(r.value).item_id for r in after) == sorted(
         [str(i) for i in range(30)] + ["99"]
     ), "every row exactly once"
+
+
+async def test_a_pass_without_the_relay_lock_is_not_a_clean_pass(
+    pool: asyncpg.Pool, kafka_bootstrap: str
+):
+    """Ingest leaves spooling mode after a clean pass: one that could not even look (another
+    process's relay held the lock) must not count as one."""
+    from ketnoi_shared.db import _RELAY_LOCK  # noqa: PLC0415 - the lock other relays take
+
+    async with pool.acquire() as holder:
+        tx = holder.transaction()
+        await tx.start()
+        assert await holder.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK)
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, NEWS_ITEMS, news(1))
+        relay = OutboxRelay(pool, bootstrap=kafka_bootstrap, poll_s=0.1)
+        await relay.start()
+        try:
+            await asyncio.sleep(1.0)
+            assert relay.last_clean_pass_started == 0.0
+            assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            await tx.rollback()  # the other relay is done
+            for _ in range(100):
+                if relay.last_clean_pass_started > 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert relay.last_clean_pass_started > 0
+            pending = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            assert await pool.fetchval(pending) == 0
+        finally:
+            await relay.stop()

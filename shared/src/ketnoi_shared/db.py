@@ -179,7 +179,8 @@ class OutboxRelay:
         self.poll_s = poll_s
         self.keep_published_s = keep_published_s
         self._wake = asyncio.Event()
-        #: Monotonic start time of the last pass that published everything it found.
+        #: Monotonic start time of the last pass that held the lock and published every
+        #: pending row (fewer than a batch): whatever was committed before it is published.
         self.last_clean_pass_started: float = 0.0
         self._last_cleanup: float = 0.0
         self._producer: AIOKafkaProducer | None = None
@@ -238,10 +239,13 @@ class OutboxRelay:
                 producer = await self._ensure_clients()
                 started = time.monotonic()
                 sent = await self.relay_once(producer)
-                self.last_clean_pass_started = started
                 failures = 0
-                if sent >= self.batch:
+                if sent is None:  # another process's relay holds the lock: not a clean pass
+                    await asyncio.sleep(self.poll_s / 4)
                     continue
+                if sent >= self.batch:  # there may be more: not clean either
+                    continue
+                self.last_clean_pass_started = started
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
@@ -253,11 +257,12 @@ class OutboxRelay:
                 await self._drop_listener()
                 await asyncio.sleep(min(10.0, 0.2 * 2**failures))
 
-    async def relay_once(self, producer: AIOKafkaProducer) -> int:
-        """Publish one batch of pending rows; returns how many were published."""
+    async def relay_once(self, producer: AIOKafkaProducer) -> int | None:
+        """Publish one batch of pending rows; returns how many were published, or None when
+        another relay holds the lock (this pass saw nothing)."""
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
-                return 0
+                return None
             if time.monotonic() - self._last_cleanup > 60:
                 # Published rows are kept a while (for reconciliation), then removed; once a
                 # minute is enough, and the partial index keeps it cheap.
