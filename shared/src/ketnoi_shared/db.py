@@ -54,8 +54,24 @@ INBOX_KEEP_S: Final = max(t.retention_ms for t in all_topics()) / 1000 + 7 * 24 
 _RELAY_LOCK: Final = 0x6B65746E6F69  # "ketnoi": one active relay per database
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a connection to the pool without asyncpg's reset query.
+
+    By default asyncpg sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``
+    on every release: one more round trip and four statements for every ``pool.execute`` (in
+    a profile of the notifier under load, 15 % of its busy time). Ketnoi keeps no session
+    state on pooled connections — settings are ``SET LOCAL`` / ``set_config(…, true)``,
+    advisory locks are transaction-scoped or unlocked in ``finally``, cursors live in
+    transactions, listeners are removed before release, and code that sets a session setting
+    resets it itself before release — so there is nothing to reset. asyncpg still rolls back
+    an open transaction and drops listener callbacks before calling this."""
+    del conn
+
+
 async def create_pool(url: str, *, max_size: int = 10, min_size: int = 1) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=10)
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, timeout=10, reset=_keep_session
+    )
     if pool is None:  # pragma: no cover - asyncpg types say Optional
         raise RuntimeError("could not create a database pool")
     return pool
