@@ -126,3 +126,73 @@ async def test_a_request_on_the_topic_is_sent_once_and_reported(
     mine = [r for r in results if r.request_id == request.event_id]
     assert [r.status.value for r in mine] == ["sent"]
     assert mine[0].zalo_message_ids == ("zm1",)
+
+
+async def test_the_window_consumer_keeps_each_citizens_latest_interaction(
+    kafka_bootstrap: str,
+    database_url: str,
+    pool: asyncpg.Pool,
+    keys: dict[str, str],
+    protector: IdentityProtector,
+):
+    """Events arrive in batches, out of order and redelivered; the window keeps the latest
+    interaction per citizen and OA, ignores what is not an interaction, and a record that
+    does not decode is dead-lettered without holding back the others."""
+    from ketnoi_shared.contracts import ZALO_EVENTS, CitizenRef, EventKind, ZaloEvent  # noqa: PLC0415
+
+    a, b = ("83" + str(uuid.uuid4().int)[:17] for _ in range(2))
+    base = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+    def event(user: str, minute: int, kind: EventKind = EventKind.MESSAGE) -> ZaloEvent:
+        return ZaloEvent(
+            event_id=f"w:{uuid.uuid4().hex}",
+            occurred_at=base.replace(minute=minute),
+            correlation_id="c",
+            event_name="user_send_text",
+            kind=kind,
+            app_id="1",
+            oa_id=OA,
+            citizen=CitizenRef(pseudonym=protector.pseudonym(user)),
+            zalo_timestamp_ms=0,
+        )
+
+    late, early = event(a, 30), event(a, 10)
+    events = [late, early, late, event(b, 5), event(b, 50, EventKind.SEEN)]
+    since = now_ms()
+    settings = NotifierSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        zalo_app_id="1",
+        zalo_app_secret="S",
+        **keys,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        producer = make_broker(CommonSettings(kafka_bootstrap=kafka_bootstrap), service="test")
+        await producer.start()
+        await producer.publish(b"{not json", topic=ZALO_EVENTS.name, key=b"x")
+        for e in events:
+            await publish(producer, ZALO_EVENTS, e)
+        await producer.stop()
+        query = (
+            "SELECT citizen_pseudonym, last_interaction_at FROM interaction_window "
+            "WHERE citizen_pseudonym = ANY($1::text[])"
+        )
+        names = [protector.pseudonym(a), protector.pseudonym(b)]
+        for _ in range(200):
+            rows = {r[0]: r[1] for r in await pool.fetch(query, names)}
+            if len(rows) == 2:
+                break
+            await asyncio.sleep(0.05)
+    assert rows == {
+        protector.pseudonym(a): base.replace(minute=30),
+        protector.pseudonym(b): base.replace(minute=5),  # "seen" is not an interaction
+    }
+    dead = [
+        r
+        for r in await read_topic(
+            kafka_bootstrap, "zalo.events.v1.dlq", since_ms=since, timeout=20, idle=2
+        )
+        if r.value == b"{not json"
+    ]
+    assert [dict(r.headers)["x-dlq-consumer"] for r in dead].count(b"notifier-window") == 1

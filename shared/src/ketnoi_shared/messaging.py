@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import asyncpg
 import structlog
@@ -58,6 +58,7 @@ __all__ = [
     "DeadLetterMiddleware",
     "DeadLetterPolicy",
     "dead_letter",
+    "decode_batch",
     "ensure_topics",
     "envelope_headers",
     "is_transient",
@@ -295,6 +296,27 @@ async def dead_letter(
     log.error(
         "message dead-lettered", reason=reason, attempts=attempts, error_type=type(exc).__name__
     )
+
+
+_M = TypeVar("_M", bound=Envelope)
+
+
+async def decode_batch(
+    broker: KafkaBroker, msg: Any, model: type[_M], *, consumer: str
+) -> list[tuple[Any, _M]]:
+    """The records of a batch subscriber's message, each decoded as ``model``, in order; a
+    record that does not decode is dead-lettered alone (reason ``undecodable``) and left out,
+    so one bad record never holds back the batch."""
+    records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+    out: list[tuple[Any, _M]] = []
+    for record in records:
+        try:
+            out.append((record, model.model_validate_json(record.value)))
+        except ValidationError as exc:
+            await dead_letter(
+                broker, record, exc, consumer=consumer, attempts=1, reason="undecodable"
+            )
+    return out
 
 
 def _safe_error(exc: BaseException) -> str:

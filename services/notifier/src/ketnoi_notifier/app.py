@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 from fastapi import FastAPI
 from faststream.kafka.annotations import KafkaMessage
 
 from ketnoi_shared.contracts import NOTIFY_REQUESTS, ZALO_EVENTS, NotifyRequest, ZaloEvent
-from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, dead_letter, make_broker
+from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, dead_letter, decode_batch, make_broker
 from ketnoi_shared.service import ServiceResources, consumer_app
 
 from .delivery import Delivery, RetriesExhaustedError
@@ -24,6 +25,7 @@ __all__ = ["create_app"]
 
 log = structlog.get_logger("ketnoi.notifier")
 
+WINDOW_CONSUMER = "notifier-window"
 #: Events that count as an interaction with the OA (README §3.4).
 _INTERACTIONS = frozenset({"message", "follow", "chat_now", "submit_info", "reaction"})
 
@@ -73,22 +75,36 @@ def create_app(settings: NotifierSettings) -> FastAPI:
 
     @broker.subscriber(
         ZALO_EVENTS.name,
-        group_id="notifier-window",
+        group_id=WINDOW_CONSUMER,
         ack_policy=CONSUMER_ACK_POLICY,
         auto_offset_reset="earliest",
+        # Every event of every citizen passes here: one statement and one offset commit per
+        # batch, not per event.
+        batch=True,
+        max_records=500,
     )
-    async def on_event(event: ZaloEvent) -> None:
+    async def on_events(msg: KafkaMessage) -> None:
+        """Keep the time of each citizen's last interaction with each OA (the reply window):
+        one upsert per batch, keeping the latest time (redelivery and order are harmless)."""
         assert state.pool is not None
-        if event.citizen is None or event.kind.value not in _INTERACTIONS:
+        latest: dict[tuple[str, str], datetime] = {}
+        for _, event in await decode_batch(broker, msg, ZaloEvent, consumer=WINDOW_CONSUMER):
+            if event.citizen is None or event.kind.value not in _INTERACTIONS:
+                continue
+            key = (event.oa_id, event.citizen.pseudonym)
+            if key not in latest or latest[key] < event.occurred_at:
+                latest[key] = event.occurred_at
+        if not latest:
             return
         await state.pool.execute(
             """INSERT INTO interaction_window (oa_id, citizen_pseudonym, last_interaction_at)
-               VALUES ($1, $2, $3) ON CONFLICT (oa_id, citizen_pseudonym) DO UPDATE
+               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+               ON CONFLICT (oa_id, citizen_pseudonym) DO UPDATE
                SET last_interaction_at = GREATEST(interaction_window.last_interaction_at,
                                                   EXCLUDED.last_interaction_at)""",
-            event.oa_id,
-            event.citizen.pseudonym,
-            event.occurred_at,
+            [k[0] for k in latest],
+            [k[1] for k in latest],
+            list(latest.values()),
         )
 
     async def resume_parked() -> None:

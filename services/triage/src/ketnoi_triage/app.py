@@ -12,12 +12,12 @@ import structlog
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
 from ketnoi_shared.messaging import (
     CONSUMER_ACK_POLICY,
     dead_letter,
+    decode_batch,
     is_transient,
     make_broker,
 )
@@ -102,15 +102,7 @@ def create_app(settings: TriageSettings, *, engine: Triage | None = None) -> Fas
         """A batch of records: decoded one by one (an undecodable one is dead-lettered alone),
         applied in one transaction; if that fails for a reason of the data, each event is
         retried alone and only the one that keeps failing is dead-lettered."""
-        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        batch: list[tuple[Any, ZaloEvent]] = []
-        for record in records:
-            try:
-                batch.append((record, ZaloEvent.model_validate_json(record.value)))
-            except ValidationError as exc:
-                await dead_letter(
-                    broker, record, exc, consumer=CONSUMER, attempts=1, reason="undecodable"
-                )
+        batch = await decode_batch(broker, msg, ZaloEvent, consumer=CONSUMER)
         if batch:
             await apply_batch(state, broker, settings, batch)
 
