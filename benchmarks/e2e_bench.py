@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
+import psutil
 
 from ketnoi_stack.embedded import free_port
 
@@ -101,6 +103,55 @@ async def collect(sandbox: str, sent_at: dict[str, float], timeout: float = 120)
     return list(latencies.values())
 
 
+def stack_processes(root: int) -> dict[str, list[psutil.Process]]:
+    """The processes of the stack under ``root`` (``ketnoi up``), by role: each service,
+    PostgreSQL (all its backends), the broker, and the supervisor itself."""
+    roles: dict[str, list[psutil.Process]] = {}
+    for proc in psutil.Process(root).children(recursive=True):
+        try:
+            cmd = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        if "ketnoi_shared" in cmd:
+            role = cmd.split("ketnoi_shared", 1)[1].split()[0]
+        elif "tansu" in cmd:
+            role = "tansu"
+        else:
+            role = "other"
+        roles.setdefault(role, []).append(proc)
+    roles["ketnoi up"] = [psutil.Process(root)]
+    roles["load generator (this script)"] = [psutil.Process()]
+    return roles
+
+
+def cpu_seconds(roles: dict[str, list[psutil.Process]], data_dir: str) -> dict[str, float]:
+    """CPU time (user + system) used so far by each role; PostgreSQL backends come and go,
+    so its processes are looked up again each time."""
+    out: dict[str, float] = {}
+    for role, procs in roles.items():
+        total = 0.0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        out[role] = total
+    # The embedded PostgreSQL is started by pg_ctl (not a child of ``ketnoi up``) and forks a
+    # backend per connection: its postmaster is found by data directory, and the CPU time of
+    # its backends that ended is in the postmaster's children_* counters.
+    pg = 0.0
+    for p in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if data_dir in " ".join(p.info["cmdline"] or ()) and "postgres" in p.name():
+                for q in [p, *p.children()]:
+                    with contextlib.suppress(psutil.Error):
+                        t = q.cpu_times()
+                        pg += t.user + t.system
+                t = p.cpu_times()
+                pg += t.children_user + t.children_system
+    out["postgres"] = pg
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="50,200")
@@ -131,12 +182,19 @@ def main() -> None:
                 time.sleep(0.5)
             sandbox = json.loads(state_file.read_text())["services"]["sandbox"]["url"]
             rows = []
+            cpu_rows = []
+            roles = stack_processes(proc.pid)
             for run, rate in enumerate(int(r) for r in args.rates.split(",")):
+                before = cpu_seconds(roles, tmp)
                 sent_at, webhook_ms = asyncio.run(
                     drive(sandbox, rate, args.seconds, str(run), texts)
                 )
                 latencies = asyncio.run(collect(sandbox, sent_at))
+                after = cpu_seconds(roles, tmp)
                 rows.append((rate, len(sent_at), len(latencies), webhook_ms, latencies))
+                cpu_rows.append(
+                    (rate, len(sent_at), {k: after[k] - before.get(k, 0.0) for k in after})
+                )
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
@@ -154,6 +212,14 @@ def main() -> None:
             f"{rate:>7} {sent:>6} {acked:>6} | {statistics.median(webhook_ms):>8.0f} / "
             f"{pct(webhook_ms, 0.99):>6.0f}          | "
             f"{statistics.median(lat):>6.0f} / {pct(lat, 0.95):>6.0f} / {pct(lat, 0.99):>6.0f}"
+        )
+    print("\nCPU time per tip (ms, user + system), from the start of a rate to its last reply:")
+    for rate, sent, cpu in cpu_rows:
+        parts = sorted(cpu.items(), key=lambda kv: -kv[1])
+        total = sum(cpu.values())
+        print(
+            f"{rate:>5}/s: total {total * 1000 / max(sent, 1):.1f} ms = "
+            + ", ".join(f"{k} {v * 1000 / max(sent, 1):.2f}" for k, v in parts if v > 0)
         )
 
 
