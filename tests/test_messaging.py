@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 
 from ketnoi_shared.contracts import NEWS_ITEMS, NewsItem, TopicSpec
 from ketnoi_shared.messaging import (
@@ -20,7 +21,7 @@ from ketnoi_shared.messaging import (
 )
 from ketnoi_shared.settings import CommonSettings
 
-from .conftest import read_topic
+from .conftest import now_ms, read_topic
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
@@ -224,3 +225,70 @@ async def test_transient_failure_is_retried_without_dead_lettering(
         await producer.stop()
     assert calls["n"] == 6
     assert await read_topic(kafka_bootstrap, topic_name + ".dlq", timeout=1.0, idle=0.5) == []
+
+
+async def test_a_batch_subscriber_handles_each_record_and_dead_letters_only_the_bad_ones(
+    kafka_bootstrap: str, topic_name: str
+):
+    """decode_batch + handle_each: an undecodable record and a record whose handler keeps
+    failing are dead-lettered alone; the others are handled once, each partition in order;
+    an infrastructure failure is waited out on its record (no attempt counted, nothing
+    dead-lettered, the batch not read again)."""
+    from ketnoi_shared.messaging import decode_batch, handle_each, retry_policy  # noqa: PLC0415
+
+    await create_topic(kafka_bootstrap, topic_name, 2)
+    spec = spec_for(topic_name, 2)
+    conf = settings(kafka_bootstrap)
+    broker = make_broker(conf, service="batcher")
+    handled: list[str] = []
+    attempts: dict[str, int] = {}
+    outage = {"left": 2}
+
+    async def handle(news: NewsItem) -> None:
+        attempts[news.item_id] = attempts.get(news.item_id, 0) + 1
+        if news.item_id == "13":
+            raise ValueError("this record is bad")
+        if news.item_id == "20" and outage["left"]:
+            outage["left"] -= 1
+            raise ConnectionRefusedError("database down")  # transient: waited out
+        handled.append(news.item_id)
+
+    @broker.subscriber(
+        topic_name,
+        group_id="b-" + topic_name,
+        ack_policy=CONSUMER_ACK_POLICY,
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=50,
+    )
+    async def on_batch(msg: KafkaMessage) -> None:
+        batch = await decode_batch(broker, msg, NewsItem, consumer="batcher")
+        await handle_each(
+            broker, batch, handle, policy=retry_policy(conf, consumer="batcher"), concurrency=2
+        )
+
+    producer = make_broker(conf, service="producer")
+    await producer.start()
+    since = now_ms()
+    items = [item(i, source="s") for i in range(30)]
+    for it in items:
+        await publish(producer, spec, it)
+    await producer.publish(b"not json", topic=topic_name, key=b"s1")
+    await producer.stop()
+    await broker.start()
+    try:
+        await wait_until(lambda: len(handled) >= 29)
+        dead = await read_topic(kafka_bootstrap, topic_name + ".dlq", since_ms=since, until=2)
+    finally:
+        await broker.stop()
+    assert sorted(handled, key=int) == [str(i) for i in range(30) if i != 13], "each once"
+    assert attempts["13"] == conf.retry_attempts
+    assert attempts["20"] == 3  # twice down, then handled
+    await asyncio.sleep(1)  # nothing more reaches the dead-letter topic
+    dead = await read_topic(kafka_bootstrap, topic_name + ".dlq", since_ms=since, timeout=5)
+    reasons = sorted(dict(r.headers)["x-dlq-reason"].decode() for r in dead)
+    assert reasons == ["handler_error", "undecodable"]
+    by_source: dict[str, list[int]] = {}
+    for i in handled:
+        by_source.setdefault(items[int(i)].source_id, []).append(int(i))
+    assert all(v == sorted(v) for v in by_source.values()), "each key (partition) in order"

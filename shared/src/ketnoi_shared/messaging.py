@@ -24,7 +24,7 @@ import json
 import logging
 import random
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -61,11 +61,13 @@ __all__ = [
     "decode_batch",
     "ensure_topics",
     "envelope_headers",
+    "handle_each",
     "is_transient",
     "kafka_headers",
     "make_broker",
     "make_producer",
     "publish",
+    "retry_policy",
     "send",
 ]
 
@@ -319,6 +321,98 @@ async def decode_batch(
     return out
 
 
+async def handle_each(
+    broker: KafkaBroker,
+    batch: list[tuple[Any, _M]],
+    handle: Callable[[_M], Awaitable[Any]],
+    *,
+    policy: DeadLetterPolicy,
+    concurrency: int = 1,
+) -> None:
+    """Handle the records of a batch one by one with the retry and dead-letter rules of
+    :class:`DeadLetterMiddleware`: a deterministic failure is retried ``policy.attempts``
+    times, then that record alone is dead-lettered; a failure of the infrastructure is waited
+    out on the record itself (every ``policy.transient_pause_s``, without counting attempts),
+    so the batch is not read again and no record is dead-lettered twice. A very long outage
+    ends in a rebalance (``max.poll.interval.ms``) or the watchdog's restart, and the batch is
+    read again from its committed offsets. Partitions are handled ``concurrently`` at a time,
+    each in order.
+
+    With a batch subscriber the offsets are committed once per batch instead of once per
+    record: for consumers that see every event (most of which they skip), that commit was
+    most of their cost."""
+    by_partition: dict[tuple[str, int], list[tuple[Any, _M]]] = {}
+    for record, model in batch:
+        key = (getattr(record, "topic", ""), getattr(record, "partition", 0))
+        by_partition.setdefault(key, []).append((record, model))
+    limit = asyncio.Semaphore(max(1, concurrency))
+
+    async def one_partition(items: list[tuple[Any, _M]]) -> None:
+        async with limit:
+            for record, model in items:
+                await _handle_one(broker, record, model, handle, policy)
+
+    outcomes = await asyncio.gather(
+        *(one_partition(items) for items in by_partition.values()), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _handle_one(
+    broker: KafkaBroker,
+    record: Any,
+    model: _M,
+    handle: Callable[[_M], Awaitable[Any]],
+    policy: DeadLetterPolicy,
+) -> None:
+    topic = getattr(record, "topic", "?")
+    bind_context(
+        {
+            "topic": topic,
+            "partition": getattr(record, "partition", None),
+            "offset": getattr(record, "offset", None),
+            "correlation_id": model.correlation_id,
+            "event_id": model.event_id,
+            "consumer": policy.consumer,
+        }
+    )
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await handle(model)
+        except Exception as exc:
+            if is_transient(exc):
+                attempt -= 1  # not the record's fault: it does not count
+                CONSUMER_RETRIES.labels(topic=topic, kind="transient").inc()
+                log.warning("infrastructure failure, waiting", error=repr(exc))
+                await policy.sleep(policy.transient_pause_s)
+                continue
+            if attempt >= policy.attempts:
+                await dead_letter(
+                    broker,
+                    record,
+                    exc,
+                    consumer=policy.consumer,
+                    attempts=attempt,
+                    reason="handler_error",
+                )
+                return
+            CONSUMER_RETRIES.labels(topic=topic, kind="deterministic").inc()
+            delay = policy.backoff(attempt)
+            log.warning(
+                "handler failed, retrying",
+                attempt=attempt,
+                delay_s=round(delay, 3),
+                error=type(exc).__name__,
+            )
+            await policy.sleep(delay)
+        else:
+            return
+
+
 def _safe_error(exc: BaseException) -> str:
     """A description of ``exc`` that cannot carry payload values (identities, text)."""
     if isinstance(exc, ValidationError):
@@ -329,6 +423,16 @@ def _safe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__} at {where}"[:900]
 
 
+def retry_policy(settings: CommonSettings, *, consumer: str) -> DeadLetterPolicy:
+    """The retry and dead-letter rules of ``settings`` for ``consumer``."""
+    return DeadLetterPolicy(
+        consumer=consumer,
+        attempts=settings.retry_attempts,
+        backoff_s=settings.retry_backoff_s,
+        backoff_max_s=settings.retry_backoff_max_s,
+    )
+
+
 def make_broker(
     settings: CommonSettings,
     *,
@@ -336,12 +440,7 @@ def make_broker(
     policy: DeadLetterPolicy | None = None,
 ) -> KafkaBroker:
     """A KafkaBroker with acks=all, Prometheus metrics and the dead-letter middleware."""
-    policy = policy or DeadLetterPolicy(
-        consumer=service,
-        attempts=settings.retry_attempts,
-        backoff_s=settings.retry_backoff_s,
-        backoff_max_s=settings.retry_backoff_max_s,
-    )
+    policy = policy or retry_policy(settings, consumer=service)
     broker = KafkaBroker(
         settings.kafka_bootstrap,
         acks="all",

@@ -19,11 +19,18 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from faststream.kafka.annotations import KafkaMessage
 from sse_starlette.sse import EventSourceResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from ketnoi_shared.contracts import NOTIFY_RESULTS, NotifyResult
-from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker
+from ketnoi_shared.messaging import (
+    CONSUMER_ACK_POLICY,
+    decode_batch,
+    handle_each,
+    make_broker,
+    retry_policy,
+)
 from ketnoi_shared.service import ServiceResources, consumer_app
 from ketnoi_shared.taxonomy import (
     CATEGORIES,
@@ -164,7 +171,17 @@ def create_app(settings: ConsoleSettings) -> FastAPI:  # noqa: PLR0915 - the rou
         group_id="console",
         ack_policy=CONSUMER_ACK_POLICY,
         auto_offset_reset="earliest",
+        batch=True,  # one offset commit per batch, not per result
+        max_records=200,
     )
+    async def on_results(msg: KafkaMessage) -> None:
+        await handle_each(
+            broker,
+            await decode_batch(broker, msg, NotifyResult, consumer="console"),
+            on_result,
+            policy=retry_policy(settings, consumer="console"),
+        )
+
     async def on_result(result: NotifyResult) -> None:
         """Keep the latest delivery state of every request (an upsert: redelivery is
         harmless)."""

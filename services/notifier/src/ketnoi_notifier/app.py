@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 import structlog
 from fastapi import FastAPI
@@ -25,7 +26,7 @@ __all__ = ["create_app"]
 
 log = structlog.get_logger("ketnoi.notifier")
 
-WINDOW_CONSUMER = "notifier-window"
+WINDOW_CONSUMER: Final = "notifier-window"
 #: Events that count as an interaction with the OA (README §3.4).
 _INTERACTIONS = frozenset({"message", "follow", "chat_now", "submit_info", "reaction"})
 
