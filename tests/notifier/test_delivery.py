@@ -211,7 +211,15 @@ async def test_an_oa_needing_reauthorisation_parks_messages_until_it_is_fixed(
     assert await pool.fetchval("SELECT count(*) FROM notify_parked") == 0
 
 
+async def _not_at_the_end_of_a_minute() -> None:
+    """The limiter's budget is per calendar minute: start well inside one."""
+    second = datetime.now(UTC).second
+    if second >= 55:
+        await asyncio.sleep(61 - second)
+
+
 async def test_the_shared_rate_limit_holds_across_replicas(pool: asyncpg.Pool, database_url: str):
+    await _not_at_the_end_of_a_minute()
     other = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         a = SharedRateLimiter(pool, "app", per_minute=5)
@@ -222,6 +230,28 @@ async def test_the_shared_rate_limit_holds_across_replicas(pool: asyncpg.Pool, d
             await asyncio.wait_for(b.acquire(), 0.5)
     finally:
         await other.close()
+
+
+async def test_the_rate_limit_is_taken_in_chunks_and_never_exceeded(
+    pool: asyncpg.Pool, database_url: str
+):
+    await _not_at_the_end_of_a_minute()
+    other = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        a = SharedRateLimiter(pool, "app-chunks", per_minute=50, chunk=30)
+        b = SharedRateLimiter(other, "app-chunks", per_minute=50, chunk=30)
+        for _ in range(30):  # one chunk: one round trip for 30 permits
+            await asyncio.wait_for(a.acquire(), 1)
+        for _ in range(20):  # what is left of the minute's budget, not a whole chunk
+            await asyncio.wait_for(b.acquire(), 1)
+        for limiter in (a, b):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(limiter.acquire(), 0.3)
+        calls = await pool.fetchval("SELECT max(calls) FROM zalo_rate WHERE app_id = 'app-chunks'")
+        assert calls >= 50
+    finally:
+        await other.close()
+    assert SharedRateLimiter(pool, "x").chunk == 20  # 1/200 of Zalo's 4,000 a minute
 
 
 @respx.mock

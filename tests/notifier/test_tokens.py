@@ -40,9 +40,16 @@ class SingleUseRefresh:
         )
 
 
-def store(pool: asyncpg.Pool, protector: IdentityProtector) -> TokenStore:
+def store(pool: asyncpg.Pool, protector: IdentityProtector, cache_s: float = 0) -> TokenStore:
+    """A store that reads the database every time (tests change the rows under it), unless
+    ``cache_s`` says otherwise."""
     return TokenStore(
-        pool=pool, client=ZaloClient(), protector=protector, app_id="1", app_secret="S"
+        pool=pool,
+        client=ZaloClient(),
+        protector=protector,
+        app_id="1",
+        app_secret="S",
+        cache_s=cache_s,
     )
 
 
@@ -69,6 +76,29 @@ async def test_tokens_are_sealed_and_reused_until_near_expiry(
     assert await tokens.access_token(OA) == "A1"
     assert await tokens.access_token(OA) == "A1"
     assert zalo.calls == 1
+
+
+@respx.mock
+async def test_a_token_is_reused_from_memory_until_zalo_refuses_it(
+    pool: asyncpg.Pool, protector: IdentityProtector
+):
+    zalo = SingleUseRefresh()
+    respx.post(OAUTH).mock(side_effect=zalo)
+    tokens = store(pool, protector, cache_s=60)
+    await tokens.save(OA, TokenPair("A0", "R0", 90000))
+    assert await tokens.access_token(OA) == "A0"
+    # Another replica refreshes: this one still uses its copy (no query per send) ...
+    await pool.execute(
+        "UPDATE oa_tokens SET sealed_access = $1", protector.seal("B0", purpose="zalo_access_token")
+    )
+    assert await tokens.access_token(OA) == "A0"
+    # ... until Zalo refuses it: then it reads the new one, without refreshing again.
+    assert await tokens.access_token(OA, invalid="A0") == "B0"
+    assert await tokens.access_token(OA) == "B0"
+    assert zalo.calls == 0
+    # Saving a pair (a new authorisation in this process) replaces the copy at once.
+    await tokens.save(OA, TokenPair("C0", "R9", 90000))
+    assert await tokens.access_token(OA) == "C0"
 
 
 @respx.mock
