@@ -5,6 +5,12 @@ Targets (issue #3): >= 2,000 verified webhooks/s, p99 ack < 50 ms, and >= 70 % o
 a minimal handler that parses and produces with acks=all to the same broker.
 
 Usage: .venv/bin/python benchmarks/ingest_bench.py [--requests 8000] [--connections 32]
+    [--rounds 3]
+
+The machine is shared and noisy, so every server is measured in each of ``--rounds`` rounds,
+the order rotated from round to round (no server always runs first, or last on a broker that
+holds the most data); the table gives per-server medians and the median of the per-round
+ratios to the minimal handler, which move much less than the rates.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -69,9 +77,11 @@ def requests_for(port: int, raws: list[bytes]) -> list[bytes]:
     ]
 
 
-def wait_ready(url: str, timeout: float = 30) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -81,8 +91,42 @@ def wait_ready(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
+@dataclass
+class Measured:
+    load: LoadResult
+    #: CPU time of the server process (and of PostgreSQL's processes) per request, in µs:
+    #: steadier than the rates on a shared machine, since waiting for a core is not counted.
+    server_us: float
+    db_us: float
+
+
+def cpu_seconds(*pids: int) -> float:
+    """User + system CPU time of ``pids`` (Linux /proc; 0 for a process that has gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL process by pid (a backend may come or go)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().startswith("postgres"):
+                    found[int(entry.name)] = cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def measure(
-    name: str,
+    tag: str,
     argv: list[str],
     *,
     env: dict[str, str],
@@ -90,14 +134,18 @@ def measure(
     ready_path: str,
     n: int,
     connections: int,
-) -> LoadResult:
+) -> Measured:
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_ready(f"http://127.0.0.1:{port}{ready_path}")
-        warm = requests_for(port, bodies(500, f"w{name[:3]}"))
+        wait_ready(f"http://127.0.0.1:{port}{ready_path}", proc)
+        warm = requests_for(port, bodies(500, f"w{tag}"))
         asyncio.run(run_load("127.0.0.1", port, warm, connections=connections))
-        reqs = requests_for(port, bodies(n, f"m{name[:3]}"))
-        return asyncio.run(run_load("127.0.0.1", port, reqs, connections=connections))
+        reqs = requests_for(port, bodies(n, f"m{tag}"))
+        server, db = cpu_seconds(proc.pid), postgres_cpu()
+        result = asyncio.run(run_load("127.0.0.1", port, reqs, connections=connections))
+        server = cpu_seconds(proc.pid) - server
+        db = sum(t - db.get(pid, 0.0) for pid, t in postgres_cpu().items())
+        return Measured(result, server / n * 1e6, db / n * 1e6)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -130,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=8000)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ketnoi-bench-") as tmp:
@@ -143,7 +192,6 @@ def main() -> None:
 
             py = sys.executable
             base_env = {k: v for k, v in os.environ.items() if not k.startswith("KETNOI_")}
-            ports = {k: free_port() for k in ("ceiling", "minimal", "ingest", "ingest_nodb")}
             ingest_env = base_env | {
                 "KETNOI_KAFKA_BOOTSTRAP": broker.bootstrap,
                 "KETNOI_ZALO_OA_SECRET": SECRET,
@@ -153,65 +201,99 @@ def main() -> None:
                 "KETNOI_LOG_FORMAT": "json",
                 "KETNOI_DATA_DIR": tmp,
             }
-            results: dict[str, LoadResult] = {}
-            bench = HERE / "baseline_servers.py"
-            kw = {"n": args.requests, "connections": args.connections}
-            results["ceiling: parse JSON only"] = measure(
-                "ceiling",
-                [py, str(bench), "ceiling", str(ports["ceiling"])],
-                env=base_env,
-                port=ports["ceiling"],
-                ready_path="/docs",
-                **kw,
-            )
-            results["minimal: parse + produce acks=all"] = measure(
-                "minimal",
-                [py, str(bench), "minimal", str(ports["minimal"]), broker.bootstrap],
-                env=base_env,
-                port=ports["minimal"],
-                ready_path="/docs",
-                **kw,
-            )
-            results["ingest without PostgreSQL (no edge dedup)"] = measure(
-                "ingest_nodb",
-                [py, "-m", "ketnoi_shared", "ingest"],
-                env=ingest_env | {"KETNOI_HTTP_PORT": str(ports["ingest_nodb"])},
-                port=ports["ingest_nodb"],
-                ready_path="/readyz",
-                **kw,
-            )
-            results["ingest (verify, seal, edge dedup, acks=all)"] = measure(
-                "ingest",
-                [py, "-m", "ketnoi_shared", "ingest"],
-                env=ingest_env
-                | {"KETNOI_HTTP_PORT": str(ports["ingest"]), "KETNOI_DATABASE_URL": pg.url()},
-                port=ports["ingest"],
-                ready_path="/readyz",
-                **kw,
-            )
+            bench = str(HERE / "baseline_servers.py")
+            # name → (argv, extra env, readiness path); the port is added per measurement.
+            servers: dict[str, tuple[list[str], dict[str, str], str]] = {
+                CEILING: ([py, bench, "ceiling"], base_env, "/docs"),
+                MINIMAL: ([py, bench, "minimal"], base_env, "/docs"),
+                "ingest without PostgreSQL (no edge dedup)": (
+                    [py, "-m", "ketnoi_shared", "ingest"],
+                    ingest_env,
+                    "/readyz",
+                ),
+                INGEST: (
+                    [py, "-m", "ketnoi_shared", "ingest"],
+                    ingest_env | {"KETNOI_DATABASE_URL": pg.url()},
+                    "/readyz",
+                ),
+            }
+            names = list(servers)
+            rounds: list[dict[str, Measured]] = []
+            for r in range(args.rounds):
+                results: dict[str, Measured] = {}
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    argv, env, ready = servers[name]
+                    port = free_port()
+                    if name in (CEILING, MINIMAL):
+                        argv = [*argv, str(port)] + ([broker.bootstrap] if name == MINIMAL else [])
+                    else:
+                        env = env | {"KETNOI_HTTP_PORT": str(port)}
+                    results[name] = measure(
+                        f"{names.index(name)}r{r}",
+                        argv,
+                        env=env,
+                        port=port,
+                        ready_path=ready,
+                        n=args.requests,
+                        connections=args.connections,
+                    )
+                rounds.append(results)
         finally:
             broker.stop()
             pg.stop()
 
     print(
         f"\nIngest benchmark — {args.requests} signed webhooks, {args.connections} "
-        f"connections, one server process, embedded Tansu + PostgreSQL, {os.cpu_count()} cores"
+        f"connections, one server process, embedded Tansu + PostgreSQL, {os.cpu_count()} cores, "
+        f"{args.rounds} round(s), order rotated"
     )
     print(
         f"raw aiokafka produce acks=all: {seq:,.0f} msg/s one at a time, "
         f"{conc:,.0f} msg/s with 32 in flight\n"
     )
-    ceiling = next(iter(results.values())).rate
-    minimal = list(results.values())[1].rate
-    print(
-        f"{'server':<46} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs ceiling':>10} "
-        f"{'vs minimal':>10}  statuses"
-    )
-    for name, r in results.items():
-        print(
-            f"{name:<46} {r.rate:>8,.0f} {r.p50:>7.1f} {r.pct(0.99):>7.1f} "
-            f"{r.rate / ceiling:>10.0%} {r.rate / minimal:>10.0%}  {r.statuses}"
+    print("per round: req/s (% of the minimal handler in the same round)")
+    for i, results in enumerate(rounds):
+        rates = {name: results[name].load.rate for name in names}
+        cells = ", ".join(
+            f"{SHORT[name]} {rate:,.0f} ({rate / rates[MINIMAL]:.0%})"
+            for name, rate in rates.items()
         )
+        print(f"  round {i + 1}: {cells}")
+    print(
+        f"\n{'server':<46} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs ceiling':>10} "
+        f"{'vs minimal':>10} {'CPU µs/req':>10} {'+ PG':>5}  statuses"
+    )
+    for name in names:
+        per = [r[name] for r in rounds]
+        statuses: dict[int, int] = {}
+        for one in per:
+            for status, count in one.load.statuses.items():
+                statuses[status] = statuses.get(status, 0) + count
+        vs_ceiling = statistics.median(r[name].load.rate / r[CEILING].load.rate for r in rounds)
+        vs_minimal = statistics.median(r[name].load.rate / r[MINIMAL].load.rate for r in rounds)
+        print(
+            f"{name:<46} {statistics.median(p.load.rate for p in per):>8,.0f} "
+            f"{statistics.median(p.load.p50 for p in per):>7.1f} "
+            f"{statistics.median(p.load.pct(0.99) for p in per):>7.1f} "
+            f"{vs_ceiling:>10.0%} {vs_minimal:>10.0%} "
+            f"{statistics.median(p.server_us for p in per):>10.0f} "
+            f"{statistics.median(p.db_us for p in per):>5.0f}  {statuses}"
+        )
+    print(
+        "(medians over the rounds; the ratios are medians of the per-round ratios; CPU: the "
+        "server process, + PG: PostgreSQL's processes, per request)"
+    )
+
+
+CEILING = "ceiling: parse JSON only"
+MINIMAL = "minimal: parse + produce acks=all"
+INGEST = "ingest (verify, seal, edge dedup, acks=all)"
+SHORT = {
+    CEILING: "ceiling",
+    MINIMAL: "minimal",
+    "ingest without PostgreSQL (no edge dedup)": "ingest-no-PG",
+    INGEST: "ingest",
+}
 
 
 if __name__ == "__main__":

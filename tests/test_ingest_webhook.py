@@ -415,3 +415,22 @@ async def test_send_webhook_follows_zalo_retries():
         app_id=APP_ID, raw_body=raw, timestamp="1767226200123", secret=OA_SECRET
     )
     assert {c["x-zevent-signature"] for c in calls} == {expected}
+
+
+async def test_the_batcher_gives_connections_back_with_synchronous_commits(pool: asyncpg.Pool):
+    """Dedup claims commit asynchronously on the batcher's own connections; a connection it
+    gives back must not make anyone else's commit (a spooled event) asynchronous."""
+    from ketnoi_ingest.batcher import DurableBatcher  # noqa: PLC0415
+
+    async def publish(events: list) -> list[bool]:
+        return [True] * len(events)
+
+    batcher = DurableBatcher(
+        pool=pool, publish=publish, spooling=lambda: False, on_spooled=lambda: None
+    )
+    conn = await batcher._connect()
+    assert await conn.fetchval("SHOW synchronous_commit") == "off"
+    await batcher._release(conn)
+    for _ in range(pool.get_size()):
+        async with pool.acquire() as other:
+            assert await other.fetchval("SHOW synchronous_commit") == "on"

@@ -15,12 +15,10 @@ from typing import Any, Final
 
 from ketnoi_shared.contracts import (
     Attachment,
-    CitizenRef,
     EventKind,
     Location,
     SubmittedInfo,
     ZaloEvent,
-    ZaloMessage,
 )
 from ketnoi_shared.identity import IdentityProtector
 
@@ -228,22 +226,26 @@ def normalize(  # noqa: PLR0912 - one branch per Zalo event shape, kept together
         user_id = next((i for i in ids if i and i != oa_id), None)
     by_app = _s(body.get("user_id_by_app"), "user_id_by_app", required=False)
 
-    citizen = None
+    # The nested parts are plain dicts of the contract's fields: the event is validated once,
+    # as a whole, at the end (one pydantic validation instead of one per model).
+    citizen: dict[str, Any] | None = None
     if user_id is not None:
         conversation_id = _s(message_raw.get("conversation_id"), "conversation_id", required=False)
-        citizen = CitizenRef(
-            pseudonym=protect.pseudonym(user_id, purpose="zalo-anon" if anonymous else "zalo-user"),
-            sealed_user_id=protect.seal(user_id, purpose="zalo_user_id"),
-            sealed_user_id_by_app=protect.seal(by_app, purpose="zalo_user_id_by_app")
+        citizen = {  # CitizenRef
+            "pseudonym": protect.pseudonym(
+                user_id, purpose="zalo-anon" if anonymous else "zalo-user"
+            ),
+            "sealed_user_id": protect.seal(user_id, purpose="zalo_user_id"),
+            "sealed_user_id_by_app": protect.seal(by_app, purpose="zalo_user_id_by_app")
             if by_app
             else None,
-            anonymous=anonymous,
-            sealed_conversation_id=protect.seal(conversation_id, purpose="zalo_conversation_id")
+            "anonymous": anonymous,
+            "sealed_conversation_id": protect.seal(conversation_id, purpose="zalo_conversation_id")
             if conversation_id
             else None,
-        )
+        }
 
-    message = None
+    message: dict[str, Any] | None = None
     if message_raw:
         attachments_raw = message_raw.get("attachments") or []
         if not isinstance(attachments_raw, list) or len(attachments_raw) > 50:
@@ -256,38 +258,40 @@ def normalize(  # noqa: PLR0912 - one branch per Zalo event shape, kept together
         if not isinstance(msg_ids, list) or not all(isinstance(i, str) for i in msg_ids):
             raise BadShapeError("msg_ids is not a list of ids")
         quote = message_raw.get("quote_msg_id", body.get("quote_msg_id"))
-        message = ZaloMessage(
-            msg_id=_s(message_raw.get("msg_id"), "msg_id", required=False),
-            text=_nfc(message_raw.get("text")),
-            attachments=tuple(attachments),
-            quote_msg_id=quote if isinstance(quote, str) else None,
-            msg_ids=tuple(msg_ids[:200]),
-            react_icon=_str_or_none(message_raw.get("react_icon")),
-        )
+        message = {  # ZaloMessage
+            "msg_id": _s(message_raw.get("msg_id"), "msg_id", required=False),
+            "text": _nfc(message_raw.get("text")),
+            "attachments": tuple(attachments),
+            "quote_msg_id": quote if isinstance(quote, str) else None,
+            "msg_ids": tuple(msg_ids[:200]),
+            "react_icon": _str_or_none(message_raw.get("react_icon")),
+        }
 
     info = None
     if kind is EventKind.SUBMIT_INFO:
         info = _submitted_info(_obj(body.get("info"), "info"), protect)
 
-    who = citizen.pseudonym if citizen else "-"
+    who = citizen["pseudonym"] if citizen else "-"
     event_id = event_id_for(
-        name, msg_id=message.msg_id if message else None, oa_id=oa_id, who=who, ts=env.timestamp
+        name, msg_id=message["msg_id"] if message else None, oa_id=oa_id, who=who, ts=env.timestamp
     )
     source = body.get("source")
-    return ZaloEvent(
-        event_id=event_id,
-        correlation_id=event_id,
-        occurred_at=datetime.fromtimestamp(int(env.timestamp) / 1000, UTC),
-        event_name="unknown" if kind is EventKind.UNKNOWN else name,
-        original_event_name=name if kind is EventKind.UNKNOWN else None,
-        kind=kind,
-        app_id=env.app_id,
-        oa_id=oa_id,
-        citizen=citizen,
-        message=message,
-        submitted_info=info,
-        follow_source=source if isinstance(source, str) else None,
-        admin_id=admin_id,
-        zalo_timestamp_ms=int(env.timestamp),
-        num_retry=num_retry,
+    return ZaloEvent.model_validate(
+        {
+            "event_id": event_id,
+            "correlation_id": event_id,
+            "occurred_at": datetime.fromtimestamp(int(env.timestamp) / 1000, UTC),
+            "event_name": "unknown" if kind is EventKind.UNKNOWN else name,
+            "original_event_name": name if kind is EventKind.UNKNOWN else None,
+            "kind": kind,
+            "app_id": env.app_id,
+            "oa_id": oa_id,
+            "citizen": citizen,
+            "message": message,
+            "submitted_info": info,
+            "follow_source": source if isinstance(source, str) else None,
+            "admin_id": admin_id,
+            "zalo_timestamp_ms": int(env.timestamp),
+            "num_retry": num_retry,
+        }
     )
