@@ -156,7 +156,9 @@ async def test_signature_refusals_have_no_side_effect(
         "/zalo/webhook", content=raw, headers={"X-ZEvent-Signature": "mac=" + good.upper()}
     )
     assert response.status_code == 200
-    assert await side_effects(pool) == (1, 0)
+    # Only the accepted one left a trace: its claim and its journal row (already published).
+    assert await side_effects(pool) == (1, 1)
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
     records = await read_topic(kafka_bootstrap, ZALO_EVENTS.name, since_ms=start, timeout=3, idle=1)
     assert len(records) == 1
 
@@ -434,3 +436,40 @@ async def test_the_batcher_gives_connections_back_with_synchronous_commits(pool:
     for _ in range(pool.get_size()):
         async with pool.acquire() as other:
             assert await other.fetchval("SHOW synchronous_commit") == "on"
+
+
+async def test_an_event_the_broker_loses_is_published_again_from_the_journal(
+    ingest, fixtures_dir: Path, kafka_bootstrap: str, pool: asyncpg.Pool
+):
+    """Every accepted event is journalled with the bytes that were published; if triage never
+    claims it (a broker restarted empty lost it), the reconciler marks it pending again and
+    the relay publishes the same record again."""
+    from ketnoi_shared.reconcile import reconcile_once  # noqa: PLC0415
+
+    _, client = ingest
+    raw = fixture_body(fixtures_dir, "user_send_text")
+    start = now_ms()
+    assert (await client.post("/zalo/webhook", content=raw, headers=signed(raw))).status_code == 200
+    (published,) = await read_topic(kafka_bootstrap, ZALO_EVENTS.name, since_ms=start, until=1)
+    row = await pool.fetchrow("SELECT * FROM outbox WHERE topic = $1", ZALO_EVENTS.name)
+    assert row["published_at"] is not None  # journalled, not spooled
+    assert (row["key"], row["value"]) == (published.key, published.value)
+    event_id = ZaloEvent.model_validate_json(row["value"]).event_id
+    assert event_id == row["event_id"]
+
+    async with pool.acquire() as conn, conn.transaction():
+        assert (await reconcile_once(conn, after_s=0))[ZALO_EVENTS.name] == 1
+    for _ in range(100):  # ingest's own relay publishes it again
+        if await pool.fetchval(
+            "SELECT published_at IS NOT NULL FROM outbox WHERE id = $1", row["id"]
+        ):
+            break
+        await asyncio.sleep(0.05)
+    again = await read_topic(kafka_bootstrap, ZALO_EVENTS.name, since_ms=start, until=2)
+    assert [(r.key, r.value) for r in again] == [(published.key, published.value)] * 2
+
+    # Once triage has it (its inbox claim), the reconciler leaves it alone.
+    async with pool.acquire() as conn, conn.transaction():
+        await claim(conn, consumer="triage", event_id=event_id)
+        await conn.execute("UPDATE outbox SET published_at = now() - interval '1 hour'")
+        assert (await reconcile_once(conn, after_s=0))[ZALO_EVENTS.name] == 0

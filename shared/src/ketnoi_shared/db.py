@@ -37,6 +37,7 @@ from .metrics import INBOX_DUPLICATES, OUTBOX_PENDING, OUTBOX_PUBLISHED
 from .reconcile import reconcile_once
 
 __all__ = [
+    "OUTBOX_CHANNEL",
     "OutboxRelay",
     "OutboxRelayError",
     "apply_migrations",

@@ -57,8 +57,10 @@ __all__ = [
     "CONSUMER_ACK_POLICY",
     "DeadLetterMiddleware",
     "DeadLetterPolicy",
+    "Encoded",
     "dead_letter",
     "decode_batch",
+    "encode_for",
     "ensure_topics",
     "envelope_headers",
     "handle_each",
@@ -69,6 +71,7 @@ __all__ = [
     "publish",
     "retry_policy",
     "send",
+    "send_encoded",
 ]
 
 log = structlog.get_logger(__name__)
@@ -120,17 +123,49 @@ def make_producer(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A message as bytes, encoded once: what is produced to ``topic`` and what the outbox
+    stores (ingest journals every event it publishes, ketnoi_shared.reconcile)."""
+
+    topic: str
+    event_id: str
+    key: bytes
+    value: bytes
+    #: Envelope headers plus ``correlation_id``, as text.
+    headers: dict[str, str]
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [(k, v.encode()) for k, v in self.headers.items()]
+
+
+def encode_for(spec: TopicSpec, model: Envelope) -> Encoded:
+    """``model`` encoded for ``spec`` (its key, value and envelope headers)."""
+    if spec.value_model is None or not isinstance(model, spec.value_model):
+        raise TypeError(f"{type(model).__name__} is not the value model of {spec.name}")
+    key: str = model.partition_key()  # type: ignore[attr-defined]
+    return Encoded(
+        topic=spec.name,
+        event_id=model.event_id,
+        key=key.encode(),
+        value=encode(model),
+        headers=envelope_headers(model) | {"correlation_id": model.correlation_id},
+    )
+
+
+async def send_encoded(producer: AIOKafkaProducer, message: Encoded) -> asyncio.Future[Any]:
+    """Enqueue an encoded message on ``producer``; returns the future of its ack."""
+    future: asyncio.Future[Any] = await producer.send(
+        message.topic, value=message.value, key=message.key, headers=message.kafka_headers()
+    )
+    return future
+
+
 async def send(producer: AIOKafkaProducer, spec: TopicSpec, model: Envelope) -> asyncio.Future[Any]:
     """Enqueue ``model`` on ``producer``; returns the future of the broker's acknowledgement.
 
     Sends issued in order on one producer keep their order within a partition."""
-    if spec.value_model is None or not isinstance(model, spec.value_model):
-        raise TypeError(f"{type(model).__name__} is not the value model of {spec.name}")
-    key: str = model.partition_key()  # type: ignore[attr-defined]
-    future: asyncio.Future[Any] = await producer.send(
-        spec.name, value=encode(model), key=key.encode(), headers=kafka_headers(model)
-    )
-    return future
+    return await send_encoded(producer, encode_for(spec, model))
 
 
 async def publish(broker: KafkaBroker, spec: TopicSpec, model: Envelope) -> None:

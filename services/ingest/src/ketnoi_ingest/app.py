@@ -40,7 +40,7 @@ from starlette.routing import Route
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
 from ketnoi_shared.db import OutboxRelay, create_pool
 from ketnoi_shared.identity import IdentityProtector
-from ketnoi_shared.messaging import make_producer, send
+from ketnoi_shared.messaging import Encoded, encode_for, make_producer, send_encoded
 from ketnoi_shared.service import ReadinessChecks, add_probes, db_probe, tcp_probe
 
 from .batcher import DurableBatcher
@@ -178,10 +178,10 @@ class Ingest:
         raise RefusedError(503, "unavailable", "neither broker nor spool available")
 
     async def _publish_one(self, event: ZaloEvent) -> bool:
-        return (await self.publish_batch([event]))[0]
+        return (await self.publish_batch([encode_for(ZALO_EVENTS, event)]))[0]
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def publish_batch(self, events: list[ZaloEvent]) -> list[bool]:
+    async def publish_batch(self, events: list[Encoded]) -> list[bool]:
         """Send ``events`` together; per event, True when the broker acknowledged it.
 
         The producer's request timeout (= the publish timeout) expires an unsent batch and
@@ -191,7 +191,7 @@ class Ingest:
         futures = []
         for event in events:
             try:
-                futures.append(await send(self.producer, ZALO_EVENTS, event))
+                futures.append(await send_encoded(self.producer, event))
             except _BROKER_ERRORS as exc:
                 log.warning("broker refused a send", error=type(exc).__name__)
                 break
@@ -263,6 +263,7 @@ class Ingest:
                 self.pool,
                 bootstrap=self.settings.kafka_bootstrap,
                 idempotence=self.settings.kafka_idempotence,
+                reconcile_after_s=self.settings.reconcile_after_s,
             )
             await self.relay.start()
             self.batcher = DurableBatcher(

@@ -9,8 +9,10 @@ handled together instead:
    ids (a retry or a duplicate delivered concurrently finds the row, or waits for the
    transaction holding it, and is answered "duplicate");
 2. the fresh events are sent to Kafka together and their acks=all awaited;
-3. events the broker did not acknowledge are written to the spool (the outbox table) in the
-   same transaction;
+3. the claim also writes every fresh event to the outbox (same statement), marked published:
+   the journal from which the reconciler publishes an event again if a broker loses it before
+   triage has it (``ketnoi_shared.reconcile``); the events the broker did not acknowledge are
+   marked pending instead, in the same transaction — the spool, drained by the relay;
 4. commit — only then are the requests answered.
 
 A crash before the commit leaves no claim behind, so Zalo's retry is processed; a commit that
@@ -19,17 +21,19 @@ fails after a publish only risks a duplicate on the topic, which the consumers' 
 Each worker keeps one pool connection between batches (taking it back from the pool for every
 batch cost a reset round trip and more CPU than the batch's own queries) and sets
 ``synchronous_commit = off`` on it once: a batch whose events were all acknowledged by the
-broker need not wait for the WAL flush. A batch that spools restores the server's setting for
-its own transaction (``SET LOCAL … TO DEFAULT``), so spooled events are flushed before their
-200. A batch costs three round trips: ``BEGIN``, the claim, ``COMMIT``. On any error the
-connection goes back to the pool (whose reset undoes the session setting) and the next batch
-takes a fresh one.
+broker need not wait for the WAL flush (losing the journal of an acknowledged event takes a
+PostgreSQL crash within a fraction of a second *and* a broker losing the same event). A batch
+that spools restores the server's setting for its own transaction (``SET LOCAL … TO
+DEFAULT``), so spooled events are flushed before their 200. A batch costs three round trips:
+``BEGIN``, the claim with the journal, ``COMMIT``. On any error the connection is reset and goes
+back to the pool, and the next batch takes a fresh one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -37,14 +41,34 @@ import asyncpg
 import structlog
 
 from ketnoi_shared.contracts import ZALO_EVENTS, ZaloEvent
-from ketnoi_shared.db import enqueue
+from ketnoi_shared.db import OUTBOX_CHANNEL
+from ketnoi_shared.messaging import Encoded, encode_for
 
 from .metrics import BATCH_SIZE, DUPLICATES, accepted
 
-_CLAIM = (
-    "INSERT INTO ingest_dedup (event_id) SELECT unnest($1::text[]) "
-    "ON CONFLICT DO NOTHING RETURNING event_id"
-)
+#: Claim the event ids and journal the claimed events in the outbox, in arrival order, in
+#: one statement; marked published, which the batch undoes for those it has to spool.
+_CLAIM_AND_JOURNAL = """
+WITH claimed AS (
+    INSERT INTO ingest_dedup (event_id) SELECT unnest($1::text[])
+    ON CONFLICT DO NOTHING RETURNING event_id),
+journalled AS (
+    INSERT INTO outbox (topic, key, value, headers, event_id, published_at)
+    SELECT $2, m.k, m.v, m.h::jsonb, m.e, now()
+    FROM unnest($3::bytea[], $4::bytea[], $5::text[], $1::text[]) WITH ORDINALITY
+         AS m(k, v, h, e, n)
+    JOIN claimed c ON c.event_id = m.e
+    ORDER BY m.n
+    ON CONFLICT (topic, event_id) DO NOTHING)
+SELECT event_id FROM claimed
+"""
+#: The events the broker did not acknowledge: pending for the relay (spooled), with the
+#: bytes that say so.
+_SPOOL = """
+UPDATE outbox o SET published_at = NULL, value = m.v
+FROM unnest($2::text[], $3::bytea[]) AS m(e, v)
+WHERE o.topic = $1 AND o.event_id = m.e
+"""
 
 __all__ = ["DurableBatcher"]
 
@@ -57,7 +81,7 @@ _Item = tuple[ZaloEvent, "asyncio.Future[str]"]
 class DurableBatcher:
     pool: asyncpg.Pool
     #: Sends a batch; returns, per event, True when the broker acknowledged it.
-    publish: Callable[[list[ZaloEvent]], Awaitable[list[bool]]]
+    publish: Callable[[list[Encoded]], Awaitable[list[bool]]]
     spooling: Callable[[], bool]
     on_spooled: Callable[[], None]
     workers: int = 4
@@ -152,20 +176,38 @@ class DurableBatcher:
         for i, e in enumerate(events):
             first.setdefault(e.event_id, i)
         outcome: dict[str, str] = {}
+        unique = [events[i] for i in first.values()]
+        encoded = {e.event_id: encode_for(ZALO_EVENTS, e) for e in unique}
         async with conn.transaction():
-            rows = await conn.fetch(_CLAIM, list(first))
+            rows = await conn.fetch(
+                _CLAIM_AND_JOURNAL,
+                list(encoded),
+                ZALO_EVENTS.name,
+                [m.key for m in encoded.values()],
+                [m.value for m in encoded.values()],
+                [json.dumps(m.headers) for m in encoded.values()],
+            )
             fresh = [events[first[r[0]]] for r in rows]
             acked = [False] * len(fresh)
             if fresh and not self.spooling():
-                acked = await self.publish(fresh)
+                acked = await self.publish([encoded[e.event_id] for e in fresh])
             to_spool = [e for e, ok in zip(fresh, acked, strict=True) if not ok]
             if to_spool:
                 self.on_spooled()
                 # Spooled events must survive a crash once answered: a synchronous commit
                 # (the server's setting) for this transaction.
                 await conn.execute("SET LOCAL synchronous_commit TO DEFAULT")
-                for e in to_spool:
-                    await enqueue(conn, ZALO_EVENTS, e.model_copy(update={"source": "spool"}))
+                spooled = [
+                    encode_for(ZALO_EVENTS, e.model_copy(update={"source": "spool"}))
+                    for e in to_spool
+                ]
+                await conn.execute(
+                    _SPOOL,
+                    ZALO_EVENTS.name,
+                    [m.event_id for m in spooled],
+                    [m.value for m in spooled],
+                )
+                await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)  # at commit
             for e, ok in zip(fresh, acked, strict=True):
                 outcome[e.event_id] = "accepted" if ok else "spooled"
         if to_spool:
