@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -23,23 +24,24 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 __all__ = ["CachedCharWB", "FastWords"]
 
 
-def _tfidf(rows: list[dict[int, int]], idf: np.ndarray, dtype: Any) -> Any:
-    """Sublinear tf × idf, rows l2-normalised: what TfidfVectorizer(sublinear_tf=True) does."""
-    indptr = [0]
-    indices: list[int] = []
-    counts: list[int] = []
-    for row in rows:
-        indices.extend(row)
-        counts.extend(row.values())
-        indptr.append(len(indices))
-    cols = np.asarray(indices, dtype=np.int64)
-    data = (1.0 + np.log(np.asarray(counts, dtype=np.float64))) * idf[cols]
-    matrix = sparse.csr_matrix(
-        (data, cols, np.asarray(indptr, dtype=np.int64)), shape=(len(rows), len(idf))
+def _tfidf(rows: Sequence[dict[int, int]], idf: np.ndarray, dtype: Any) -> Any:
+    """Sublinear tf × idf, rows l2-normalised: what TfidfVectorizer(sublinear_tf=True) does.
+    Built with numpy in a few vector operations (the row norms by ``bincount``): a third
+    cheaper than going through scipy's element-wise product and diagonal matrix."""
+    n = len(rows)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    total = int(indptr[-1])
+    cols = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=total)
+    counts = np.fromiter(
+        itertools.chain.from_iterable(r.values() for r in rows), dtype=np.float64, count=total
     )
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    data = (1.0 + np.log(counts)) * idf[cols]
+    norms = np.sqrt(np.bincount(np.repeat(np.arange(n), lengths), weights=data * data, minlength=n))
     norms[norms == 0] = 1.0
-    return (sparse.diags(1.0 / norms) @ matrix).astype(dtype).tocsr()
+    data /= np.repeat(norms, lengths)
+    return sparse.csr_matrix((data.astype(dtype), cols, indptr), shape=(n, len(idf)))
 
 
 class CachedCharWB:
@@ -72,13 +74,10 @@ class CachedCharWB:
         return tuple(found)
 
     def transform(self, texts: Sequence[str]) -> Any:
-        rows = []
-        for text in texts:
-            row: dict[int, int] = {}
-            for word in text.lower().split():
-                for index in self.word_indices(word):
-                    row[index] = row.get(index, 0) + 1
-            rows.append(row)
+        # Counter counts an iterable in C: the n-gram indices of every word, chained.
+        indices = self.word_indices
+        chain = itertools.chain.from_iterable
+        rows = [Counter(chain(map(indices, text.lower().split()))) for text in texts]
         return _tfidf(rows, self.idf, self.dtype)
 
 
