@@ -419,23 +419,23 @@ async def test_send_webhook_follows_zalo_retries():
     assert {c["x-zevent-signature"] for c in calls} == {expected}
 
 
-async def test_the_batcher_gives_connections_back_with_synchronous_commits(pool: asyncpg.Pool):
-    """Dedup claims commit asynchronously on the batcher's own connections; a connection it
-    gives back must not make anyone else's commit (a spooled event) asynchronous."""
-    from ketnoi_ingest.batcher import DurableBatcher  # noqa: PLC0415
-
-    async def publish(events: list) -> list[bool]:
-        return [True] * len(events)
-
-    batcher = DurableBatcher(
-        pool=pool, publish=publish, spooling=lambda: False, on_spooled=lambda: None
-    )
-    conn = await batcher._connect()
-    assert await conn.fetchval("SHOW synchronous_commit") == "off"
-    await batcher._release(conn)
+async def test_a_batch_commits_asynchronously_only_inside_its_own_transaction(
+    ingest, fixtures_dir: Path, pool: asyncpg.Pool
+):
+    """Dedup claims commit with synchronous_commit off for their own transaction only: the
+    pool's connections (which are not reset on release) keep the server's setting, so a
+    spooled event elsewhere is still flushed before its 200."""
+    _, client = ingest
+    raw = fixture_body(fixtures_dir, "user_send_text")
+    assert (await client.post("/zalo/webhook", content=raw, headers=signed(raw))).status_code == 200
     for _ in range(pool.get_size()):
         async with pool.acquire() as other:
             assert await other.fetchval("SHOW synchronous_commit") == "on"
+    svc, _ = ingest
+    assert svc.pool is not None
+    for _ in range(svc.pool.get_size()):
+        async with svc.pool.acquire() as conn:
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
 
 
 async def test_an_event_the_broker_loses_is_published_again_from_the_journal(

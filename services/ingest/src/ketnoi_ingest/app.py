@@ -275,6 +275,8 @@ class Ingest:
                 # acks. More workers meant smaller batches and more round trips per webhook
                 # (measured: 4 workers, ~8 per batch; 2, ~11; and less CPU per webhook).
                 workers=max(1, min(2, self.settings.database_pool_max - 2)),
+                # The broker's wait plus room for the spool write, inside Zalo's 2 s.
+                timeout_s=self.settings.ingest_publish_timeout_s + 0.7,
             )
             await self.batcher.start()
             self._tasks += [

@@ -18,15 +18,16 @@ handled together instead:
 A crash before the commit leaves no claim behind, so Zalo's retry is processed; a commit that
 fails after a publish only risks a duplicate on the topic, which the consumers' inboxes absorb.
 
-Each worker keeps one pool connection between batches (taking it back from the pool for every
-batch cost a reset round trip and more CPU than the batch's own queries) and sets
-``synchronous_commit = off`` on it once: a batch whose events were all acknowledged by the
-broker need not wait for the WAL flush (losing the journal of an acknowledged event takes a
-PostgreSQL crash within a fraction of a second *and* a broker losing the same event). A batch
-that spools restores the server's setting for its own transaction (``SET LOCAL … TO
-DEFAULT``), so spooled events are flushed before their 200. A batch costs three round trips:
-``BEGIN``, the claim with the journal, ``COMMIT``. On any error the connection is reset and goes
-back to the pool, and the next batch takes a fresh one.
+Claims commit with ``synchronous_commit`` off (set for the transaction in the claim
+statement itself): a batch whose events were all acknowledged by the broker need not wait for
+the WAL flush (losing the journal of an acknowledged event takes a PostgreSQL crash within a
+fraction of a second *and* a broker losing the same event). A batch that spools restores the
+server's setting for its own transaction (``SET LOCAL … TO DEFAULT``), so spooled events are
+flushed before their 200. A batch costs three round trips: ``BEGIN``, the claim with the
+journal, ``COMMIT``; its connection comes from the pool, which no longer resets connections
+on release (``ketnoi_shared.db.create_pool``), so that costs nothing more. A batch that takes
+longer than ``timeout_s`` (a database that stopped answering) fails, and its webhooks get a
+503 that Zalo retries.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ _CLAIM_AND_JOURNAL = """
 WITH claimed AS (
     INSERT INTO ingest_dedup (event_id) SELECT unnest($1::text[])
     ON CONFLICT DO NOTHING RETURNING event_id),
+async_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
 journalled AS (
     INSERT INTO outbox (topic, key, value, headers, event_id, published_at)
     SELECT $2, m.k, m.v, m.h::jsonb, m.e, now()
@@ -60,7 +62,7 @@ journalled AS (
     JOIN claimed c ON c.event_id = m.e
     ORDER BY m.n
     ON CONFLICT (topic, event_id) DO NOTHING)
-SELECT event_id FROM claimed
+SELECT c.event_id FROM claimed c CROSS JOIN async_commit
 """
 #: The events the broker did not acknowledge: pending for the relay (spooled), with the
 #: bytes that say so.
@@ -86,6 +88,9 @@ class DurableBatcher:
     on_spooled: Callable[[], None]
     workers: int = 4
     max_batch: int = 256
+    #: A batch that takes longer than this (a database that stopped answering) fails: its
+    #: webhooks get a 503 and Zalo retries them.
+    timeout_s: float = 1.5
     _queue: asyncio.Queue[_Item] = field(default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -112,31 +117,21 @@ class DurableBatcher:
         return await future
 
     async def _worker(self) -> None:
-        conn: asyncpg.Connection | None = None
-        try:
-            while True:
-                batch = [await self._queue.get()]
-                while len(batch) < self.max_batch and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                try:
-                    if conn is None or conn.is_closed():  # closed: the server dropped it
-                        if conn is not None:
-                            await self._release(conn)
-                        conn = None
-                        conn = await self._connect()
-                    outcomes = await self._process(conn, [e for e, _ in batch])
-                except Exception as exc:  # answer every waiter; the HTTP layer maps it
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if conn is not None:  # a fresh connection for the next batch
-                        await self._release(conn)
-                        conn = None
-                    continue
-                self._answer(batch, outcomes)
-        finally:
-            if conn is not None:
-                await self._release(conn)
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                async with self.pool.acquire(timeout=1.0) as conn:
+                    outcomes = await asyncio.wait_for(
+                        self._process(conn, [e for e, _ in batch]), self.timeout_s
+                    )
+            except Exception as exc:  # answer every waiter; the HTTP layer maps it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self._answer(batch, outcomes)
 
     @staticmethod
     def _answer(batch: list[_Item], outcomes: list[str]) -> None:
@@ -147,28 +142,6 @@ class DurableBatcher:
                 DUPLICATES.inc()
             else:
                 accepted("kafka" if outcome == "accepted" else "spool").inc()
-
-    async def _connect(self) -> asyncpg.Connection:
-        conn: asyncpg.Connection = await self.pool.acquire(timeout=1.0)
-        try:
-            # Session-wide while this worker holds it; undone in _release (the pools do not
-            # reset connections: ketnoi_shared.db.create_pool).
-            await conn.execute("SET synchronous_commit = off")
-        except BaseException:
-            await self._release(conn)
-            raise
-        return conn
-
-    async def _release(self, conn: asyncpg.Connection) -> None:
-        """Give the connection back with the server's commit setting; one that cannot be
-        reset is closed, never handed to another user of the pool."""
-        try:
-            if not conn.is_closed():
-                await conn.execute("RESET synchronous_commit", timeout=1.0)
-        except Exception:
-            conn.terminate()
-        with contextlib.suppress(Exception):
-            await self.pool.release(conn, timeout=1.0)
 
     async def _process(self, conn: asyncpg.Connection, events: list[ZaloEvent]) -> list[str]:
         BATCH_SIZE.observe(len(events))
