@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from .harness import (
     ROOT,
@@ -41,10 +42,11 @@ from .harness import (
     leak_scan,
     percentile,
     poison,
+    scan_coverage,
     unseen_before,
 )
 
-__all__ = ["SCENARIOS", "Result", "Scenario", "run_scenario", "worst"]
+__all__ = ["DIAGNOSTIC", "SCENARIOS", "Result", "Scenario", "run_scenario", "worst"]
 
 Fault = Callable[[Stack], Awaitable[Any]]
 
@@ -66,6 +68,17 @@ class Scenario:
     clear: Fault = _nothing
     poison: int = 0
     drain_s: float = 120.0
+    #: Before the load and after the scan (e.g. a second triage replica, started and stopped).
+    setup: Fault = _nothing
+    teardown: Fault = _nothing
+    #: Driver options: every n-th citizen sends a photo or clip, the URL kinds of the first
+    #: ones (``MediaHost``), the skew of Zalo's timestamps per citizen index.
+    media_every: int = 4
+    media_plan: list[str] = field(default_factory=list)
+    skew_ms: Callable[[int], int] | None = None
+    #: Whether every attachment must be recorded as its URL requires for the run to pass.
+    media_bar: bool = False
+    media_first: bool = False  # the attachment before the citizen's texts (finding 8)
 
 
 @dataclass
@@ -80,6 +93,20 @@ class Result:
     attempts_failed: int
     unseen_end: int
     notes: list[str] = field(default_factory=list)
+    #: Media worker bar (``Scenario.media_bar``): every attachment recorded as its URL
+    #: requires, once, and the worker neither restarted nor crashed.
+    media_bar: bool = False
+    restarts: dict[str, int] = field(default_factory=dict)  # processes that died on their own
+
+    @property
+    def media_ok(self) -> bool:
+        c = self.counts
+        return (
+            c.get("media_missing", 0) == 0
+            and c.get("media_wrong", 0) == 0
+            and c.get("media_dup", 0) == 0
+            and not self.restarts.get("media", 0)
+        )
 
     @property
     def passed(self) -> bool:
@@ -91,11 +118,14 @@ class Result:
             and c["dup_replies"] == 0
             and not self.leaks
             and self.unseen_end == 0
+            and (self.media_ok or not self.media_bar)
         )
 
     def badness(self) -> tuple[int, float]:
         c = self.counts
         bad = c["lost"] + c["dup_cases"] + c["dup_replies"] + sum(self.leaks.values())
+        if self.media_bar:
+            bad += c.get("media_missing", 0) + c.get("media_wrong", 0) + c.get("media_dup", 0)
         return bad, self.recovery_s or 0.0
 
 
@@ -196,8 +226,107 @@ async def _kafka_hang(stack: Stack) -> None:
     stack.kafka_proxy.hang()
 
 
+async def _pg_stop(stack: Stack) -> None:
+    await stack.stop_postgres("immediate")
+
+
+async def _pg_start(stack: Stack) -> None:
+    await stack.start_postgres()
+
+
+async def _group(bootstrap: str, group: str) -> tuple[str, int]:
+    """(state, members) of a consumer group, as the broker reports it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="reliability-groups")
+    await admin.start()
+    try:
+        entry = (await admin.describe_consumer_groups([group]))[0].groups[0]
+        return str(entry[2]), len(entry[5])
+    finally:
+        await admin.close()
+
+
+async def _wait_group(
+    stack: Stack, group: str, members: int, timeout: float, state: str = "Stable"
+) -> float | None:
+    """Seconds until ``group`` is ``state`` with ``members`` members (None: not in time)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        with contextlib.suppress(Exception):
+            if await _group(stack.bootstrap, group) == (state, members):
+                return time.monotonic() - t0
+        await asyncio.sleep(0.5)
+    return None
+
+
+def _triages(stack: Stack) -> int:
+    return sum(1 for n in stack.procs if n.startswith("triage-"))
+
+
+async def _second_triage(stack: Stack) -> None:
+    await stack.add("triage-2")
+    seconds = await _wait_group(stack, "triage", 2, 60)
+    stack.notes.append(f"triage group Stable with 2 members {seconds and round(seconds, 1)} s")
+
+
+async def _no_second_triage(stack: Stack) -> None:
+    await stack.remove("triage-2")
+    # The next scenario starts with the group settled on the one replica left.
+    await _wait_group(stack, "triage", _triages(stack), 60)
+
+
+async def _freeze_triage(stack: Stack) -> None:
+    """SIGSTOP triage-1: no poll, no heartbeat; the group must evict it after the session
+    timeout and give its partitions to the other replica (if any)."""
+    others = _triages(stack) - 1
+    stack.kill("triage-1", signal.SIGSTOP)
+    stack.notes.append(f"triage-1 frozen, {others} other replica(s)")
+    if others:
+        seconds = await _wait_group(stack, "triage", others, 40)
+        stack.notes.append(f"rebalanced to {others} member(s) in {_r(seconds)} s")
+    else:
+        # Nobody is left to rebalance to: note what the broker reports of the group.
+        await asyncio.sleep(20)
+        with contextlib.suppress(Exception):
+            state, members = await _group(stack.bootstrap, "triage")
+            stack.notes.append(
+                f"20 s into the freeze the broker reports {state}, {members} member(s)"
+            )
+
+
+async def _thaw_triage(stack: Stack) -> None:
+    stack.kill("triage-1", signal.SIGCONT)
+    seconds = await _wait_group(stack, "triage", _triages(stack), 60)
+    stack.notes.append(f"triage-1 resumed; group Stable with all members after {_r(seconds)} s")
+
+
+def _r(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.1f}"
+
+
+def _skew_both_ways(index: int) -> int:
+    """Zalo's clock 10 minutes ahead of ingest's, then behind, in turns of 4 citizens (so that
+    both directions have citizens with one and two tips, a photo, a shared phone number)."""
+    return 600_000 if (index // 4) % 2 else -600_000
+
+
 kafka_down, kafka_up = _proxy_down("kafka_proxy")
 pg_down, pg_up = _proxy_down("pg_proxy")
+#: The URL kinds (``MediaHost``) of the first attachments of ``media_faults``; later ones are
+#: good photos and clips, which must still be stored while the bad ones are retried.
+MEDIA_FAULTS = [
+    "ok",
+    "missing",
+    "hang",
+    "huge",
+    "ok",
+    "stall",
+    "huge_video",
+    "missing",
+    "video",
+    "hang",
+    "huge",
+    "ok",
+]
 
 SCENARIOS: list[Scenario] = [
     Scenario(
@@ -230,6 +359,17 @@ SCENARIOS: list[Scenario] = [
         fault_s=30,
         load_s=40,
         rate=4,
+    ),
+    Scenario(
+        "broker_blip",
+        "broker unreachable 5 s, 2 s after the load starts (a young consumer group)",
+        fault=kafka_down,
+        clear=kafka_up,
+        fault_at=2,
+        fault_s=5,
+        load_s=8,
+        rate=3,
+        drain_s=60,
     ),
     Scenario(
         "broker_hang",
@@ -285,6 +425,69 @@ SCENARIOS: list[Scenario] = [
         load_s=15,
         drain_s=90,
     ),
+    Scenario(
+        "postgres_restart",
+        "PostgreSQL stopped (pg_ctl -m immediate: every backend gone, no checkpoint) 20 s, "
+        "then started (crash recovery)",
+        fault=_pg_stop,
+        clear=_pg_start,
+        fault_s=20,
+        load_s=30,
+        rate=4,
+    ),
+    Scenario(
+        "consumer_stalled",
+        "triage-1 frozen (SIGSTOP) 45 s, past its session timeout, a second triage replica "
+        "running; then resumed (SIGCONT)",
+        setup=_second_triage,
+        teardown=_no_second_triage,
+        fault=_freeze_triage,
+        clear=_thaw_triage,
+        fault_s=45,
+        load_s=50,
+        rate=3,
+    ),
+    Scenario(
+        "consumer_stalled_alone",
+        "the only triage frozen (SIGSTOP) 45 s, past its session timeout; then resumed",
+        fault=_freeze_triage,
+        clear=_thaw_triage,
+        fault_s=45,
+        load_s=50,
+        rate=3,
+    ),
+    Scenario(
+        "clock_skew",
+        "Zalo's timestamps 10 min ahead of ingest's clock for half the citizens, 10 min behind "
+        "for the other half; duplicates and out-of-order deliveries",
+        skew_ms=_skew_both_ways,
+        dup_ratio=0.5,
+        load_s=12,
+    ),
+    Scenario(
+        "media_faults",
+        "attachment URLs that 404, hang, stall after the headers, or exceed the media "
+        "worker's caps (streamed, declared), among good photos and clips",
+        media_every=2,
+        media_plan=MEDIA_FAULTS,
+        media_bar=True,
+        load_s=15,
+        rate=4,
+        drain_s=180,
+    ),
+]
+#: Not in the default run (``--only NAME`` runs them): scenarios that show an open finding.
+DIAGNOSTIC: list[Scenario] = [
+    Scenario(
+        "photo_first",
+        "every other citizen sends a photo or clip, then 2 s later the tip's text "
+        "(finding 8, no fault)",
+        media_every=2,
+        media_first=True,
+        load_s=8,
+        rate=3,
+        dup_ratio=0.0,
+    ),
 ]
 # The smoke run in `make test`: PostgreSQL, not the broker, goes away. A short broker outage
 # sometimes leaves triage's consumer stalled after "Marking the coordinator dead" (finding 4 in
@@ -311,10 +514,28 @@ async def run_scenario(
     stack: Stack, sc: Scenario, rep: int, *, log: Callable[[str], None]
 ) -> Result:
     await stack.heal()
+    stack.notes.clear()
+    try:
+        await sc.setup(stack)
+        return await _run(stack, sc, rep, log=log)
+    finally:
+        await sc.teardown(stack)
+
+
+async def _run(stack: Stack, sc: Scenario, rep: int, *, log: Callable[[str], None]) -> Result:
     dlq_before = await dead_letters(stack.bootstrap)
     driver = Driver(
-        stack, tag=f"r{sc.name[:6]}{rep}x{int(time.time()) % 100000}", dup_ratio=sc.dup_ratio
+        stack,
+        tag=f"r{sc.name[:6]}{rep}x{int(time.time()) % 100000}",
+        dup_ratio=sc.dup_ratio,
+        media_every=sc.media_every,
+        media_plan=sc.media_plan,
+        skew_ms=sc.skew_ms,
+        media_first=sc.media_first,
     )
+    pids = stack.pids()
+    if stack.media_host is not None:
+        stack.media_host.hits.clear()
     window: dict[str, float] = {}
     notes: list[str] = []
 
@@ -354,7 +575,10 @@ async def run_scenario(
             counts = await count(stack, driver.load)
             unseen = counts["lost"]
             settled = recovery is not None or sc.fault is _nothing
-            if (unseen == 0 and injector.done() and settled) or time.monotonic() > deadline:
+            media_done = not sc.media_bar or counts["media_missing"] == 0
+            if (
+                unseen == 0 and injector.done() and settled and media_done
+            ) or time.monotonic() > deadline:
                 break
     timings["drained_s"] = time.monotonic() - t0
     await asyncio.sleep(3)  # a late duplicate would show by now
@@ -363,9 +587,34 @@ async def run_scenario(
     dlq_after = await dead_letters(stack.bootstrap)
     dlq = {k: v - dlq_before.get(k, 0) for k, v in dlq_after.items() if v - dlq_before.get(k, 0)}
     t_scan = time.monotonic()
-    leaks = await leak_scan(stack, driver.load.canaries())
+    leaks, console_views = scan_coverage(
+        await leak_scan(stack, driver.load.canaries(), msg_ids=driver.load.msg_ids())
+    )
     timings["scan_s"] = time.monotonic() - t_scan
     notes.append(", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    notes += stack.notes
+    load = driver.load
+    notes.append(
+        f"submit_info {load.submit_info}, console views scanned {console_views}, "
+        f"media {counts['media_as_expected']}/{counts['media']} as expected "
+        f"(stored {counts['media_stored']}, rejected {counts['media_rejected']}, failed "
+        f"{counts['media_failed']}, missing {counts['media_missing']}, wrong "
+        f"{counts['media_wrong']}), longest wait of a stored one "
+        f"{counts['media_stored_lag_max_s']} s"
+    )
+    if stack.media_host is not None:
+        notes.append(f"media host requests {dict(stack.media_host.hits)}")
+    if sc.skew_ms is not None:
+        notes.append("citizens per skew (ms): " + str(dict(load.skews_ms)))
+    now_pids = stack.pids()
+    restarts: dict[str, int] = {}
+    for name, pid in pids.items():
+        proc = stack.procs.get(name)
+        if proc is not None and (proc.popen.poll() is not None or now_pids.get(name) != pid):
+            service = name.split("-")[0]
+            restarts[service] = restarts.get(service, 0) + 1
+    if restarts:
+        notes.append(f"processes ended or replaced during the run: {restarts}")
     start, end = window.get("start", t0), window.get("end", t0 + sc.load_s)
     during = [a for a in driver.load.attempts if start <= a.started <= max(end, start + 1)]
     p95 = percentile([a.latency for a in during], 0.95)
@@ -381,6 +630,8 @@ async def run_scenario(
         attempts_failed=failed,
         unseen_end=unseen,
         notes=notes,
+        media_bar=sc.media_bar,
+        restarts=restarts,
     )
     log(
         f"{sc.name} #{rep}: {'PASS' if result.passed else 'FAIL'} {counts} dlq={dlq} "
@@ -401,7 +652,8 @@ def table(rows: list[tuple[Scenario, list[Result]]]) -> str:
     head = (
         "| scenario | runs | citizens | tips sent | ingest 200 | persisted | routed | replies "
         "| lost | dup cases | dup replies | dead-lettered | recovery s | ingest p95 s | leaks "
-        "| result |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| attachments as expected | result |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for sc, results in rows:
@@ -421,7 +673,7 @@ def table(rows: list[tuple[Scenario, list[Result]]]) -> str:
             f"| {c['lost']} | {c['dup_cases'] + c['dup_case_messages']} | {c['dup_replies']} "
             f"| {dlq} | {_fmt(recovery)} "
             f"| {_fmt(max((r.p95_s or 0) for r in results), 2)} | {leaks} "
-            f"| {verdict} |"
+            f"| {c.get('media_as_expected', 0)}/{c.get('media', 0)} | {verdict} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -456,6 +708,7 @@ def write_doc(text: str, path: Path) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    chosen += [s for s in DIAGNOSTIC if s.name in args.only]
     log = lambda line: print(line, flush=True)  # noqa: E731
     stack = Stack()
     t0 = time.monotonic()
