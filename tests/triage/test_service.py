@@ -301,3 +301,23 @@ async def test_an_officers_transfer_stands_when_the_citizen_writes_again(
     assert await pool.fetchval("SELECT owner_unit_id FROM cases") == "ld-pc-hinh-su"
     last = TriagedCase.model_validate_json((await outbox(pool, "reports.triaged.v1"))[-1])
     assert last.owner_unit_id == "ld-pc-hinh-su"
+
+
+async def test_a_case_that_opens_with_a_photo_gets_one_acknowledgement_and_no_greeting(
+    pool: asyncpg.Pool, triage_service: TriageService, events: EventFactory
+):
+    """A photo sent before the text of the tip (Zalo delivers them out of order, or the
+    citizen sends the picture first): an empty text reads as a greeting to the classifier,
+    but a case with an attachment is not greeted — the tip is acknowledged once."""
+    photo = events.make("user_send_image", at=later(0))
+    text = events.make(
+        "user_send_text",
+        at=later(1),
+        text="Ảnh chụp hiện trường, có người đánh nhau chảy máu ở đầu hẻm, công an xuống giúp",
+    )
+    assert await handle(pool, triage_service, photo) == "opened"
+    assert await handle(pool, triage_service, text) == "joined"
+    replies = [
+        NotifyRequest.model_validate_json(v) for v in await outbox(pool, "notify.requests.v1")
+    ]
+    assert [r.kind.value for r in replies] == ["ack"]

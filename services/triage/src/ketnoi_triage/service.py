@@ -433,6 +433,10 @@ class TriageService:
                 touched[case_id].created
                 and decision.category == "other"
                 and (decision.subcategory in ("greeting", "thanks"))
+                # A photo or clip without words is not a greeting, whatever the classifier
+                # makes of the empty text: it is the start of a tip whose text comes next
+                # (found by the reliability harness: greeted, then acknowledged).
+                and not any(json.loads(r["attachments"]) for r in messages[case_id])
             ):
                 # Greetings and thanks are answered, not acknowledged as tips.
                 await self._greet(
