@@ -134,6 +134,32 @@ async def _dead_letter(
 # -- offsets and lag -----------------------------------------------------------------------------
 
 
+async def test_concurrent_first_requests_start_one_consumer_each_and_close_them_all(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reliability finding 9: four operators' pages at once on a fresh inspector started a
+    reader (and a group consumer) each, kept one, and left the others running after close()."""
+    started: list[AIOKafkaConsumer] = []
+
+    class Tracked(AIOKafkaConsumer):
+        async def start(self) -> None:
+            started.append(self)
+            await super().start()
+
+    monkeypatch.setattr(ops, "AIOKafkaConsumer", Tracked)
+    inspector = ops.BrokerInspector(kafka_bootstrap)
+    tps = [TopicPartition(ZALO_EVENTS.name, 0), TopicPartition(ZALO_EVENTS.name, 1)]
+    await asyncio.gather(
+        *(inspector.partitions([ZALO_EVENTS.name]) for _ in range(4)),
+        *(inspector.committed("triage", tps) for _ in range(4)),
+    )
+    assert len(started) == 2  # one reader, one consumer for the group
+    await inspector.close()
+    assert all(c._closed for c in started)
+
+
+
+
 async def test_log_end_and_lag_match_a_real_consumer_group(
     kafka_bootstrap: str, inspector: ops.BrokerInspector
 ) -> None:

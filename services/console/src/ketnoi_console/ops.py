@@ -172,6 +172,9 @@ class BrokerInspector:
         self._reader: AIOKafkaConsumer | None = None
         self._groups: dict[str, AIOKafkaConsumer] = {}
         self._lock = asyncio.Lock()  # the reader's assignment and positions are shared state
+        # Held while a consumer starts: two first requests at once must not each start one
+        # (the loser would be overwritten, never stopped: reliability finding 9).
+        self._starting = asyncio.Lock()
 
     def _consumer(self, group: str | None) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -186,15 +189,17 @@ class BrokerInspector:
         )
 
     async def _reader_started(self) -> AIOKafkaConsumer:
-        if self._reader is None:
-            reader = self._consumer(None)
-            await reader.start()
-            self._reader = reader
-        return self._reader
+        async with self._starting:
+            if self._reader is None:
+                reader = self._consumer(None)
+                await reader.start()
+                self._reader = reader
+            return self._reader
 
     async def close(self) -> None:
-        consumers = [c for c in (self._reader, *self._groups.values()) if c is not None]
-        self._reader, self._groups = None, {}
+        async with self._starting:
+            consumers = [c for c in (self._reader, *self._groups.values()) if c is not None]
+            self._reader, self._groups = None, {}
         for c in consumers:
             await c.stop()
 
@@ -253,11 +258,12 @@ class BrokerInspector:
         self, group: str, tps: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int | None]:
         """The group's committed offsets (None: nothing committed on that partition)."""
-        consumer = self._groups.get(group)
-        if consumer is None:
-            consumer = self._consumer(group)
-            await consumer.start()
-            self._groups[group] = consumer
+        async with self._starting:
+            consumer = self._groups.get(group)
+            if consumer is None:
+                consumer = self._consumer(group)
+                await consumer.start()
+                self._groups[group] = consumer
         found = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
         return dict(zip(tps, found, strict=True))
 
