@@ -211,6 +211,49 @@ async def test_an_oa_needing_reauthorisation_parks_messages_until_it_is_fixed(
     assert await pool.fetchval("SELECT count(*) FROM notify_parked") == 0
 
 
+@respx.mock
+async def test_a_token_refused_every_time_parks_the_request_it_is_not_failed(
+    delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector
+):
+    """Reliability finding 11: Zalo refused the token, and both fresh ones after it (two
+    replicas refreshing at once); the acknowledgement was settled failed and never sent."""
+    refusals = 3
+    calls: list[str] = []
+
+    async def refuse_three_times(req: httpx.Request) -> httpx.Response:
+        nonlocal refusals
+        calls.append(req.headers["access_token"])
+        if refusals:
+            refusals -= 1
+            return httpx.Response(200, json={"error": -216, "message": "Access token is invalid"})
+        return httpx.Response(200, json=OK)
+
+    respx.post(CS).mock(side_effect=refuse_three_times)
+    fresh = iter(range(1, 10))
+    respx.post(OAUTH).mock(
+        side_effect=lambda _: httpx.Response(
+            200,
+            json={
+                "access_token": f"A{(n := next(fresh))}",
+                "refresh_token": f"R{n}",
+                "expires_in": "90000",
+            },
+        )
+    )
+    assert await delivery.deliver(request(protector)) is DeliveryStatus.WAITING_TOKEN
+    assert len(calls) == 3 and len(set(calls)) == 3, "each resend with another token"
+    assert await pool.fetchval("SELECT status FROM notify_ledger") == "waiting_token"
+    assert await results(pool) == [], "nothing settled"
+    history = respx.get(url__startswith=CONVERSATION).mock(
+        return_value=httpx.Response(200, json={"error": 0, "message": "Success", "data": []})
+    )
+    assert await delivery.resume_parked() == 1
+    assert history.call_count == 1, "looked before sending again"
+    assert await pool.fetchval("SELECT status FROM notify_ledger") == "sent"
+    assert len(calls) == 4
+    assert await pool.fetchval("SELECT count(*) FROM notify_parked") == 0
+
+
 async def _not_at_the_end_of_a_minute() -> None:
     """The limiter's budget is per calendar minute: start well inside one."""
     second = datetime.now(UTC).second

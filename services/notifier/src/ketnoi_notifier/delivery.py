@@ -129,7 +129,11 @@ class Delivery:
             )
         try:
             sent = await self._send(request, user_id)
-        except NeedsReauthorisationError:
+        except (NeedsReauthorisationError, NeedsTokenError):
+            # No usable token: the OA needs re-authorisation, or Zalo refused every token it
+            # was given (a refresh each time). Not a property of the message: it waits, and
+            # resume_parked tries again once the OA has a token that is not marked bad
+            # (reliability finding 11: it was settled failed, and the citizen got nothing).
             await self.pool.execute(
                 "UPDATE notify_ledger SET status = 'waiting_token', updated_at = now() "
                 "WHERE request_id = $1",
