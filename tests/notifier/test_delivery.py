@@ -351,6 +351,38 @@ async def test_a_burst_of_rate_limits_is_waited_out_not_counted_as_attempts(
 
 
 @respx.mock
+async def test_zalo_unreachable_is_waited_out_within_the_time_budget(
+    pool: asyncpg.Pool, protector: IdentityProtector
+):
+    """Found by the harness's zalo_down: 20 s of refused connections spent the attempts in
+    about 3 s and dead-lettered the acknowledgements. Nothing was sent: wait, within the
+    time budget; past it the request still ends in the DLQ."""
+    stamina.set_testing(False)
+    client = ZaloClient()
+    tokens = TokenStore(pool=pool, client=client, protector=protector, app_id="1", app_secret="S")
+    await tokens.save(OA, TokenPair("A0", "R0", 90000))
+    fast = Delivery(
+        pool=pool,
+        client=client,
+        tokens=tokens,
+        protector=protector,
+        attempts=3,
+        timeout_s=1,
+        wait_initial_s=0.001,
+        wait_max_s=0.005,
+        wait_jitter_s=0,
+    )
+    refused = httpx.ConnectError("Connection refused")
+    down = respx.post(CS).mock(side_effect=[refused] * 8 + [httpx.Response(200, json=OK)])
+    assert await fast.deliver(request(protector, request_id="outage")) is DeliveryStatus.SENT
+    assert down.call_count == 9, "more refused connections than attempts, still sent"
+    gone = respx.post(CS).mock(side_effect=refused)
+    with pytest.raises(RetriesExhaustedError):
+        await fast.deliver(request(protector, request_id="long-outage"))
+    assert gone.call_count > 3, "bounded by the time budget, not by the attempts"
+
+
+@respx.mock
 async def test_a_gateway_timeout_is_checked_in_the_conversation_not_resent(
     delivery: Delivery, protector: IdentityProtector
 ):

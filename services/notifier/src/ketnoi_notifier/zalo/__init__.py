@@ -8,6 +8,7 @@ from .errors import (
     PermanentError,
     RateLimitedError,
     RetryableError,
+    UnreachableError,
     ZaloError,
 )
 
@@ -20,6 +21,7 @@ __all__ = [
     "RetryableError",
     "SentMessage",
     "TokenPair",
+    "UnreachableError",
     "ZaloClient",
     "ZaloError",
     "split_text",

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import httpx
 
-from .errors import AmbiguousError, PermanentError, RetryableError, ZaloError
+from .errors import AmbiguousError, PermanentError, RetryableError, UnreachableError, ZaloError
 
 __all__ = ["SentMessage", "TokenPair", "ZaloClient", "split_text"]
 
@@ -95,7 +95,10 @@ class ZaloClient:
     async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self.http.request(method, url, **kwargs)
-        except (httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection, so no request: Zalo (or the way to it) is down.
+            raise UnreachableError(f"unreachable: {type(exc).__name__}") from exc
+        except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
             # The request went out; whether Zalo acted on it is unknown.
             raise AmbiguousError(f"no answer: {type(exc).__name__}") from exc
         except httpx.TimeoutException as exc:

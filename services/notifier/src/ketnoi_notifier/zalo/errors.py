@@ -82,6 +82,10 @@ class AmbiguousError(RetryableError):
     """Sent, but the outcome is unknown (read timeout or connection lost after writing)."""
 
 
+class UnreachableError(RetryableError):
+    """Zalo could not be reached (connection refused or not made in time): nothing was sent."""
+
+
 class RateLimitedError(RetryableError):
     """Over Zalo's rate limit."""
 
