@@ -106,6 +106,8 @@ def _cdn_app(cdn: Cdn) -> Starlette:
         if behaviour == "hang":
             await asyncio.sleep(1)
             return Response(b"late")
+        if behaviour == "forever":  # a host that never answers
+            await asyncio.sleep(3600)
         if behaviour == "endless":
             return StreamingResponse(endless(path), media_type="video/mp4")
         if behaviour == "huge":  # declares its size up front

@@ -48,7 +48,9 @@ async def wait_rows(pool: asyncpg.Pool, event_ids: list[str], n: int, timeout: f
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         got = await pool.fetchval(
-            "SELECT count(*) FROM media_objects WHERE event_id = ANY($1::text[])", event_ids
+            "SELECT count(*) FROM media_objects WHERE event_id = ANY($1::text[])"
+            " AND status <> 'pending'",
+            event_ids,
         )
         if got >= n:
             return
@@ -186,7 +188,7 @@ async def test_attachments_are_fetched_checked_sealed_and_stripped_once(
         assert secret not in text
 
 
-async def test_a_resumed_event_fetches_only_what_is_missing(
+async def test_recorded_work_survives_a_crash_and_a_redelivery_adds_none(
     database_url: str,
     pool: asyncpg.Pool,
     keys: dict[str, str],
@@ -194,6 +196,8 @@ async def test_a_resumed_event_fetches_only_what_is_missing(
     cdn: Cdn,
     events: Events,
 ):
+    """The consumer only records the work; a downloader that dies mid-download leaves its row
+    leased, and the row is taken again when the lease ends (at most a few times)."""
     tag = uuid.uuid4().hex[:8]
     cdn.files[f"{tag}-a.jpg"] = cdn.files[f"{tag}-b.jpg"] = jpeg_with_gps()
     event = events.message(
@@ -203,14 +207,106 @@ async def test_a_resumed_event_fetches_only_what_is_missing(
     fetcher = Fetcher(attempts=1)
     worker = MediaWorker(pool=pool, fetcher=fetcher, protector=protector, settings=settings)
     try:
-        # A crash after the first attachment was stored: its row is there, no inbox claim.
-        first_only = event.message.model_copy(update={"attachments": event.message.attachments[:1]})
-        assert await worker.handle(event.model_copy(update={"message": first_only})) == 1
-        await pool.execute("DELETE FROM inbox")
-        assert await worker.handle(event) == 1, "only the missing attachment"
+        assert await worker.handle(event) == 2
         assert await worker.handle(event) == 0, "the inbox knows the event"
+        pending = await pool.fetch("SELECT status, sealed_url FROM media_objects")
+        assert [r["status"] for r in pending] == ["pending", "pending"]
+        assert all(cdn.url("") not in bytes(r["sealed_url"]).decode("latin-1") for r in pending)
+        assert sum(cdn.hits.values()) == 0, "nothing fetched by the consumer"
+
+        # A downloader leases one row and dies (its lease is left to run out).
+        crashed = await pool.fetchval(
+            "UPDATE media_objects SET lease_until = now() + interval '1 hour', leases = 1"
+            " WHERE position = 0 RETURNING id"
+        )
+        assert await worker.run_once(10) == 1, "a leased row is not taken"
+        await worker.drain()
+        await pool.execute("UPDATE media_objects SET lease_until = now() WHERE id = $1", crashed)
+        assert await worker.run_once(10) == 1, "taken again once its lease is over"
+        await worker.drain()
+        assert await worker.run_once(10) == 0, "nothing left"
     finally:
         await fetcher.aclose()
+    rows = await pool.fetch("SELECT * FROM media_objects ORDER BY position")
+    assert [(r["status"], r["leases"]) for r in rows] == [("stored", 2), ("stored", 1)]
+    assert all(r["sealed_url"] is None and r["lease_until"] is None for r in rows)
     assert cdn.hits[f"/media/{tag}-a.jpg"] == 1
     assert cdn.hits[f"/media/{tag}-b.jpg"] == 1
-    assert await pool.fetchval("SELECT count(*) FROM media_objects") == 2
+
+
+async def test_a_row_that_keeps_killing_its_downloader_is_abandoned(
+    database_url: str,
+    pool: asyncpg.Pool,
+    keys: dict[str, str],
+    protector: IdentityProtector,
+    cdn: Cdn,
+    events: Events,
+):
+    tag = uuid.uuid4().hex[:8]
+    cdn.files[f"{tag}-a.jpg"] = jpeg_with_gps()
+    event = events.message([attachment("image", cdn.url(f"{tag}-a.jpg"))])
+    settings = settings_for("127.0.0.1:9", database_url, keys)
+    fetcher = Fetcher(attempts=1)
+    worker = MediaWorker(pool=pool, fetcher=fetcher, protector=protector, settings=settings)
+    try:
+        await worker.handle(event)
+        await pool.execute("UPDATE media_objects SET leases = 3")  # three downloaders died on it
+        assert await worker.run_once(10) == 1
+        await worker.drain()
+    finally:
+        await fetcher.aclose()
+    row = await pool.fetchrow("SELECT status, error, sealed_url FROM media_objects")
+    assert (row["status"], row["error"], row["sealed_url"]) == ("failed", "abandoned", None)
+    assert cdn.hits[f"/media/{tag}-a.jpg"] == 0
+
+
+async def test_a_hanging_url_does_not_hold_up_the_attachments_behind_it(
+    kafka_bootstrap: str,
+    database_url: str,
+    pool: asyncpg.Pool,
+    keys: dict[str, str],
+    cdn: Cdn,
+    events: Events,
+):
+    """Reliability finding 10: all on one partition, a hanging URL first, then good photos."""
+    topic = "test.media." + uuid.uuid4().hex[:10]
+    spec = TopicSpec(topic, 1, "pseudonym", ZaloEvent, 3_600_000, "test")
+    dlq = TopicSpec(topic + ".dlq", 1, "same", None, 3_600_000, "test")
+    await ensure_topics(kafka_bootstrap, [spec, dlq])
+    tag = uuid.uuid4().hex[:8]
+    hanging = [
+        events.message([attachment("image", cdn.url(f"forever-{tag}-{i}.jpg"))]) for i in (1, 2)
+    ]
+    good = []
+    for i in range(3):
+        cdn.files[f"{tag}-{i}.jpg"] = jpeg_with_gps()
+        good.append(events.message([attachment("image", cdn.url(f"{tag}-{i}.jpg"))]))
+    settings = settings_for(kafka_bootstrap, database_url, keys).model_copy(
+        update={"media_read_timeout_s": 30, "media_download_deadline_s": 60}
+    )
+    app = create_app(settings, topic=topic, group_id=f"media-{tag}")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        async with app.router.lifespan_context(app):
+            for event in (*hanging, *good):
+                await producer.send_and_wait(
+                    topic, encode(event), key=b"same", headers=kafka_headers(event)
+                )
+            await wait_rows(pool, [e.event_id for e in good], 3, timeout=15)
+            statuses = await pool.fetch(
+                "SELECT event_id, status FROM media_objects WHERE event_id = ANY($1::text[])",
+                [e.event_id for e in hanging],
+            )
+            assert sorted(r["status"] for r in statuses) == ["pending", "pending"]
+    finally:
+        await producer.stop()
+    # Shut down mid-download: the hanging rows are handed back, not counted as a lease.
+    rows = await pool.fetch(
+        "SELECT status, leases, lease_until FROM media_objects WHERE event_id = ANY($1::text[])",
+        [e.event_id for e in hanging],
+    )
+    assert [(r["status"], r["leases"], r["lease_until"]) for r in rows] == [
+        ("pending", 0, None),
+        ("pending", 0, None),
+    ]

@@ -733,7 +733,7 @@ async def count(stack: Stack, load: Load) -> dict[str, int]:
         )
         media_rows = await conn.fetch(
             """SELECT msg_id, status, error, extract(epoch FROM fetched_at) AS at
-               FROM media_objects WHERE msg_id = ANY($1::text[])""",
+               FROM media_objects WHERE msg_id = ANY($1::text[]) AND status <> 'pending'""",
             list(load.media),
         )
     finally:

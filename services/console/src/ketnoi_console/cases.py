@@ -213,7 +213,7 @@ async def case_detail(
             """SELECT o.id, o.event_id, o.position, o.kind, o.status, o.error,
                       o.display_content_type, o.content_type, o.file_name, o.size_bytes, o.sha256
                FROM media_objects o JOIN case_messages m ON m.event_id = o.event_id
-               WHERE m.case_id = $1""",
+               WHERE m.case_id = $1 AND o.status <> 'pending'""",
             case["id"],
         )
     }

@@ -3,6 +3,8 @@ fetches every attachment of a citizen's message as soon as it arrives, with its 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import httpx
@@ -23,6 +25,7 @@ __all__ = ["create_app"]
 class _State(ServiceResources):
     fetcher: Fetcher | None = None
     worker: MediaWorker | None = None
+    downloader: asyncio.Task[None] | None = None
 
 
 def create_app(
@@ -44,7 +47,7 @@ def create_app(
         group_id=group_id,
         ack_policy=CONSUMER_ACK_POLICY,
         auto_offset_reset="earliest",
-        # Downloads wait on the network: several partitions are worked on at once.
+        # Recording work is a short transaction; downloads run apart (MediaWorker.run).
         max_workers=settings.media_workers,
         max_poll_interval_ms=int(settings.media_max_poll_interval_s * 1000),
     )
@@ -67,8 +70,13 @@ def create_app(
         state.worker = MediaWorker(
             pool=pool, fetcher=state.fetcher, protector=protector, settings=settings
         )
+        state.downloader = asyncio.create_task(state.worker.run(), name="media-downloader")
 
     async def stop() -> None:
+        if state.downloader is not None:
+            state.downloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await state.downloader
         if state.fetcher is not None:
             await state.fetcher.aclose()
         await state.close()

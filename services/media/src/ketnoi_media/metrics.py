@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from ketnoi_shared.metrics import REGISTRY
 
-__all__ = ["BYTES", "DOWNLOADS", "DURATION", "RETRIES"]
+__all__ = ["BYTES", "DOWNLOADS", "DURATION", "IN_FLIGHT", "RETRIES"]
 
 DOWNLOADS: Final = Counter(
     "ketnoi_media_downloads_total",
@@ -34,5 +34,10 @@ RETRIES: Final = Counter(
     "ketnoi_media_fetch_retries_total",
     "Download attempts beyond the first, by kind.",
     ["kind"],
+    registry=REGISTRY,
+)
+IN_FLIGHT: Final = Gauge(
+    "ketnoi_media_downloads_in_flight",
+    "Attachments being downloaded now (at most KETNOI_MEDIA_CONCURRENCY per process).",
     registry=REGISTRY,
 )

@@ -16,7 +16,12 @@ class MediaSettings(CommonSettings):
         default=4, description="Partitions of zalo.events.v1 the media worker handles in parallel."
     )
     media_concurrency: int = Field(
-        default=4, description="Downloads in flight at once per process, all partitions together."
+        default=8, description="Downloads in flight at once per process, all partitions together."
+    )
+    media_poll_s: float = Field(
+        default=1.0,
+        description="Seconds between looks for pending attachments recorded by another replica "
+        "(this process's own are started at once).",
     )
     media_max_bytes_image: int = Field(default=10 * MIB, description="Largest image, in bytes.")
     media_max_bytes_gif: int = Field(default=10 * MIB, description="Largest GIF, in bytes.")
@@ -62,8 +67,8 @@ class MediaSettings(CommonSettings):
     )
     media_max_poll_interval_s: float = Field(
         default=900.0,
-        description="Longest time one event's downloads may take before Kafka reassigns "
-        "the partition (its finished attachments are not fetched again).",
+        description="Longest time between two polls of the consumer before Kafka reassigns "
+        "its partitions (the consumer only records work: downloads run apart).",
     )
 
     def max_bytes(self, kind: str) -> int:

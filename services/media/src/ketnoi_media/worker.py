@@ -1,16 +1,26 @@
-"""The media worker's unit of work: one ``zalo.events.v1`` event → one ``media_objects`` row per
-downloadable attachment.
+"""The media worker's units of work.
 
-Idempotent: positions of the event already in ``media_objects`` are not fetched again (a
-redelivery after a crash resumes where it stopped), each row is inserted with ``ON CONFLICT DO
-NOTHING``, and the inbox claim marks the event done. Download and content failures become
-rows (``rejected`` or ``failed``) and never an exception; only a database failure escapes, and
-the consumer middleware pauses the partition on it.
+* :meth:`MediaWorker.handle` — one ``zalo.events.v1`` event → one ``media_objects`` row per
+  downloadable attachment, ``pending`` with its URL sealed (or ``rejected`` at once when Zalo
+  declares it too large), in the transaction that claims the event in the inbox. No network:
+  the consumer commits its offset as soon as the work is durable, and a URL that hangs never
+  holds up a partition (reliability finding 10: one hanging URL stopped every attachment on
+  its consumer's partitions for ~49 s).
+* :meth:`MediaWorker.run` — the downloader: leases pending rows (``FOR UPDATE SKIP LOCKED``,
+  any replica), fetches up to ``media_concurrency`` at once whatever partition they came from,
+  and settles each row ``stored``, ``rejected`` or ``failed``. A row whose downloader died is
+  leased again when its lease ends, at most ``_MAX_LEASES`` times, then settled ``failed``
+  (``abandoned``), so a URL that kills the process cannot loop.
+
+Idempotent: rows are inserted with ``ON CONFLICT DO NOTHING`` and settled only while pending;
+download and content failures become rows, never exceptions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,10 +31,9 @@ import structlog
 from ketnoi_shared.contracts import Attachment, EventKind, ZaloEvent
 from ketnoi_shared.db import claim
 from ketnoi_shared.identity import IdentityProtector
-from ketnoi_shared.metrics import INBOX_DUPLICATES
 
 from .fetch import Fetcher, FetchError, TransientError, url_host
-from .metrics import BYTES, DOWNLOADS, DURATION, RETRIES
+from .metrics import BYTES, DOWNLOADS, DURATION, IN_FLIGHT, RETRIES
 from .process import Processed, process
 from .settings import MediaSettings
 
@@ -35,12 +44,31 @@ log = structlog.get_logger("ketnoi.media")
 CONSUMER: Final = "media"
 MEDIA_KINDS: Final = frozenset({"image", "gif", "video", "audio", "file"})
 
-_INSERT: Final = """
+URL_PURPOSE: Final = "media_url"
+#: A pending row is leased at most this many times (a downloader that keeps dying on it).
+_MAX_LEASES: Final = 3
+
+_RECORD: Final = """
 INSERT INTO media_objects (event_id, msg_id, position, oa_id, citizen_pseudonym, kind, status,
-    error, content_type, file_name, size_bytes, sha256, sealed_original, display,
-    display_content_type, attempts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+    error, file_name, sealed_url)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (event_id, position) DO NOTHING
+"""
+
+_LEASE: Final = """
+UPDATE media_objects o SET lease_until = now() + make_interval(secs => $2), leases = o.leases + 1
+FROM (SELECT id FROM media_objects
+      WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < now())
+      ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) p
+WHERE o.id = p.id
+RETURNING o.id, o.kind, o.sealed_url, o.leases
+"""
+
+_SETTLE: Final = """
+UPDATE media_objects SET status = $2, error = $3, content_type = $4, size_bytes = $5,
+    sha256 = $6, sealed_original = $7, display = $8, display_content_type = $9, attempts = $10,
+    sealed_url = NULL, lease_until = NULL, fetched_at = now()
+WHERE id = $1 AND status = 'pending'
 """
 
 
@@ -77,74 +105,166 @@ class MediaWorker:
         self.fetcher = fetcher
         self.protector = protector
         self.settings = settings
-        self._slots = asyncio.Semaphore(settings.media_concurrency)
+        self._wake = asyncio.Event()
+        self._downloads: dict[int, asyncio.Task[None]] = {}  # row id → its download
+
+    # -- the consumer's part: record the work ------------------------------------------------
 
     async def handle(self, event: ZaloEvent) -> int:
-        """Fetch and store the event's attachments; returns how many rows were written."""
+        """Record the event's attachments as work to do; returns how many rows were written
+        (0 for an event without attachments or one already handled)."""
         jobs = media_jobs(event)
         if not jobs:
             return 0
-        async with self.pool.acquire() as conn:
-            if await conn.fetchval(
-                "SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2",
-                CONSUMER,
-                event.event_id,
-            ):
-                INBOX_DUPLICATES.labels(consumer=CONSUMER).inc()
+        assert event.citizen is not None
+        assert event.message is not None
+        written = 0
+        refused: list[Attachment] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await claim(conn, consumer=CONSUMER, event_id=event.event_id):
                 return 0
-            done = {
-                r["position"]
-                for r in await conn.fetch(
-                    "SELECT position FROM media_objects WHERE event_id = $1", event.event_id
+            for position, att in jobs:
+                assert att.url is not None
+                too_large = att.size is not None and att.size > self.settings.max_bytes(att.type)
+                status: str = await conn.execute(
+                    _RECORD,
+                    event.event_id,
+                    event.message.msg_id,
+                    position,
+                    event.oa_id,
+                    event.citizen.pseudonym,
+                    att.type,
+                    "rejected" if too_large else "pending",
+                    "too_large" if too_large else None,  # Zalo says so: not even asked for
+                    att.name,
+                    None
+                    if too_large
+                    else self.protector.seal_bytes(att.url.encode(), purpose=URL_PURPOSE),
                 )
-            }
-        pending = [(p, a) for p, a in jobs if p not in done]
-        results = await asyncio.gather(
-            *(self._one(event, p, a) for p, a in pending), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result  # a database failure: the partition pauses, the event comes again
-        async with self.pool.acquire() as conn:
-            await claim(conn, consumer=CONSUMER, event_id=event.event_id)
-        return sum(1 for r in results if r)
+                if status.endswith(" 1"):
+                    written += 1
+                    if too_large:
+                        refused.append(att)
+        for att in refused:
+            DOWNLOADS.labels(att.type, "rejected", "too_large").inc()
+            log.info(
+                "attachment handled",
+                kind=att.type,
+                status="rejected",
+                reason="too_large",
+                attempts=0,
+                host=url_host(att.url or ""),
+            )
+        self._wake.set()
+        return written
 
-    async def _one(self, event: ZaloEvent, position: int, att: Attachment) -> bool:
-        assert att.url is not None
+    # -- the downloader ------------------------------------------------------------------------
+
+    @property
+    def lease_s(self) -> float:
+        """Longest a download may take before its row is taken again: every attempt to its
+        deadline, the backoffs between them, and a minute for processing."""
+        s = self.settings
+        return s.media_fetch_attempts * (s.media_download_deadline_s + 10.0) + 60.0
+
+    async def run(self) -> None:
+        """Download pending attachments until cancelled."""
+        try:
+            while True:
+                free = self.settings.media_concurrency - len(self._downloads)
+                leased = 0
+                if free > 0:
+                    try:
+                        leased = await self.run_once(free)
+                    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                        log.warning("leasing attachments failed", error=type(exc).__name__)
+                if leased and leased == free:
+                    continue  # maybe more: look again once a slot frees up
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.media_poll_s):
+                        await self._wake.wait()
+        finally:
+            await self._release()
+
+    async def run_once(self, limit: int) -> int:
+        """Lease up to ``limit`` pending rows and start their downloads; returns how many."""
+        rows = await self.pool.fetch(_LEASE, limit, self.lease_s)
+        for row in rows:
+            task = asyncio.create_task(self._download(row))
+            self._downloads[row["id"]] = task
+            task.add_done_callback(functools.partial(self._done, row["id"]))
+        return len(rows)
+
+    def _done(self, row_id: int, _: asyncio.Task[None]) -> None:
+        self._downloads.pop(row_id, None)
+        self._wake.set()  # a slot is free
+
+    async def drain(self) -> None:
+        """Wait for the downloads in flight (tests)."""
+        while self._downloads:
+            await asyncio.gather(*self._downloads.values(), return_exceptions=True)
+
+    async def _release(self) -> None:
+        """On shutdown: stop the downloads in flight and hand their rows back at once."""
+        ids = list(self._downloads)
+        for task in list(self._downloads.values()):
+            task.cancel()
+        await asyncio.gather(*self._downloads.values(), return_exceptions=True)
+        if ids:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+                await self.pool.execute(
+                    """UPDATE media_objects SET lease_until = NULL, leases = leases - 1
+                       WHERE id = ANY($1::bigint[]) AND status = 'pending'""",
+                    ids,
+                )
+
+    async def _download(self, row: asyncpg.Record) -> None:
+        kind: str = row["kind"]
         started = time.monotonic()
-        async with self._slots:
-            outcome = await self._fetch(att.type, att)
-            written = await self._save(event, position, att, outcome)
+        IN_FLIGHT.inc()
+        url = ""
+        try:
+            try:
+                url = self.protector.unseal_bytes(row["sealed_url"], purpose=URL_PURPOSE).decode()
+            except Exception:  # a key that is not this one's (rotated away): cannot be fetched
+                outcome = _Outcome("failed", "unreadable")
+            else:
+                if row["leases"] > _MAX_LEASES:
+                    outcome = _Outcome("failed", "abandoned")
+                else:
+                    outcome = await self._fetch(kind, url)
+            try:
+                await self._settle(row["id"], outcome)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                # The lease ends and the row is taken again: downloaded twice, stored once.
+                log.warning("settling an attachment failed", error=type(exc).__name__)
+                return
+        finally:
+            IN_FLIGHT.dec()
         seconds = time.monotonic() - started
-        DOWNLOADS.labels(att.type, outcome.status, outcome.error or "ok").inc()
-        DURATION.labels(att.type, outcome.status).observe(seconds)
+        DOWNLOADS.labels(kind, outcome.status, outcome.error or "ok").inc()
+        DURATION.labels(kind, outcome.status).observe(seconds)
         if outcome.attempts > 1:
-            RETRIES.labels(att.type).inc(outcome.attempts - 1)
+            RETRIES.labels(kind).inc(outcome.attempts - 1)
         if outcome.processed is not None:
-            BYTES.labels(att.type).inc(outcome.processed.size)
+            BYTES.labels(kind).inc(outcome.processed.size)
         log.info(
             "attachment handled",
-            position=position,
-            kind=att.type,
+            kind=kind,
             status=outcome.status,
             reason=outcome.error,
             content_type=outcome.content_type,
             size_bytes=outcome.processed.size if outcome.processed else None,
             attempts=outcome.attempts,
             seconds=round(seconds, 3),
-            host=url_host(att.url),
-            duplicate=not written,
+            host=url_host(url),
         )
-        return written
 
-    async def _fetch(self, kind: str, att: Attachment) -> _Outcome:
-        assert att.url is not None
+    async def _fetch(self, kind: str, url: str) -> _Outcome:
         s = self.settings
-        cap = s.max_bytes(kind)
-        if att.size is not None and att.size > cap:
-            return _Outcome("rejected", "too_large")  # Zalo says so: not even asked for
         try:
-            download = await self.fetcher.fetch(att.url, max_bytes=cap)
+            download = await self.fetcher.fetch(url, max_bytes=s.max_bytes(kind))
         except TransientError as exc:
             return _Outcome("failed", exc.reason, attempts=exc.attempts)
         except FetchError as exc:
@@ -170,23 +290,13 @@ class MediaWorker:
             attempts=download.attempts,
         )
 
-    async def _save(
-        self, event: ZaloEvent, position: int, att: Attachment, outcome: _Outcome
-    ) -> bool:
-        assert event.citizen is not None
-        assert event.message is not None
+    async def _settle(self, row_id: int, outcome: _Outcome) -> None:
         p = outcome.processed
         values: tuple[Any, ...] = (
-            event.event_id,
-            event.message.msg_id,
-            position,
-            event.oa_id,
-            event.citizen.pseudonym,
-            att.type,
+            row_id,
             outcome.status,
             outcome.error,
             outcome.content_type,
-            att.name,
             p.size if p else None,
             p.sha256 if p else None,
             p.sealed_original if p else None,
@@ -194,5 +304,4 @@ class MediaWorker:
             p.display_content_type if p else None,
             outcome.attempts,
         )
-        status: str = await self.pool.execute(_INSERT, *values)
-        return status.endswith(" 1")
+        await self.pool.execute(_SETTLE, *values)
