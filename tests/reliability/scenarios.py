@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from .faultproxy import FaultProxy
 from .harness import (
     ROOT,
     Driver,
@@ -226,6 +227,45 @@ async def _kafka_hang(stack: Stack) -> None:
     stack.kafka_proxy.hang()
 
 
+def _proxy_fault(
+    which: str, *, hang: bool = False, reset: bool = False, slice_max: int = 0
+) -> tuple[Fault, Fault]:
+    """A fault on one proxy (``kafka_proxy``, ``pg_proxy``, ``zalo_proxy``) and its clearing."""
+
+    resetting: list[asyncio.Task[None]] = []
+
+    async def reset_every_2s(proxy: FaultProxy) -> None:
+        while True:
+            proxy.reset()
+            await asyncio.sleep(2.0)
+
+    async def fault(stack: Stack) -> None:
+        proxy: FaultProxy = getattr(stack, which)
+        if slice_max:
+            proxy.slice_writes(slice_max)
+        if reset:
+            resetting.append(asyncio.create_task(reset_every_2s(proxy)))
+        if hang:
+            proxy.hang()
+
+    async def heal(stack: Stack) -> None:
+        while resetting:
+            task = resetting.pop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        getattr(stack, which).clear()
+
+    return fault, heal
+
+
+_pg_hang, _pg_heal = _proxy_fault("pg_proxy", hang=True)
+_pg_resets, _pg_heal_resets = _proxy_fault("pg_proxy", reset=True, slice_max=5)
+_zalo_hang, _zalo_heal = _proxy_fault("zalo_proxy", hang=True)
+_zalo_resets, _zalo_heal_resets = _proxy_fault("zalo_proxy", reset=True, slice_max=7)
+_zalo_down, _zalo_up = _proxy_down("zalo_proxy")
+
+
 async def _pg_stop(stack: Stack) -> None:
     await stack.stop_postgres("immediate")
 
@@ -405,6 +445,49 @@ SCENARIOS: list[Scenario] = [
         fault_s=20,
         load_s=28,
         rate=4,
+    ),
+    Scenario(
+        "postgres_hang",
+        "PostgreSQL hangs 15 s (black hole: connections kept, nothing answered)",
+        fault=_pg_hang,
+        clear=_pg_heal,
+        fault_s=15,
+        load_s=25,
+        rate=4,
+    ),
+    Scenario(
+        "postgres_resets",
+        "PostgreSQL connections reset every 2 s, writes sliced into ≤5-byte pieces for 10 s",
+        fault=_pg_resets,
+        clear=_pg_heal_resets,
+        fault_s=10,
+        load_s=18,
+    ),
+    Scenario(
+        "zalo_down",
+        "Zalo API unreachable 20 s (refused, open connections reset)",
+        fault=_zalo_down,
+        clear=_zalo_up,
+        fault_s=20,
+        load_s=28,
+        rate=4,
+    ),
+    Scenario(
+        "zalo_hang",
+        "Zalo API hangs 15 s (requests written, no answer: ambiguous sends)",
+        fault=_zalo_hang,
+        clear=_zalo_heal,
+        fault_s=15,
+        load_s=25,
+        rate=4,
+    ),
+    Scenario(
+        "zalo_resets",
+        "Zalo API connections reset every 2 s, writes sliced into ≤7-byte pieces for 10 s",
+        fault=_zalo_resets,
+        clear=_zalo_heal_resets,
+        fault_s=10,
+        load_s=18,
     ),
     Scenario("triage_kill", "triage SIGKILLed mid-load", fault=_kill("triage-1"), load_s=15),
     Scenario(
