@@ -158,8 +158,6 @@ async def test_concurrent_first_requests_start_one_consumer_each_and_close_them_
     assert all(c._closed for c in started)
 
 
-
-
 async def test_log_end_and_lag_match_a_real_consumer_group(
     kafka_bootstrap: str, inspector: ops.BrokerInspector
 ) -> None:

@@ -347,10 +347,11 @@ class Stack:
         await asyncio.sleep(down_s)
         await self.start_broker()
 
-    def spawn(self, name: str) -> Proc:
+    def spawn(self, name: str, env: dict[str, str] | None = None) -> Proc:
+        """Start ``name``; ``env`` adds to the stack's environment (``KETNOI_FAILPOINTS``)."""
         service = name.split("-", maxsplit=1)[0]
         port = self.ports.setdefault(name, free_port())
-        proc = _spawn(name, ARGV.get(service, [service]), self.env, port, self.logs)
+        proc = _spawn(name, ARGV.get(service, [service]), self.env | (env or {}), port, self.logs)
         self.procs[name] = proc
         return proc
 
@@ -423,13 +424,36 @@ class Stack:
             self.pg_stopped = False
             return
 
-    async def restart(self, name: str, *, after_s: float = 1.0) -> None:
+    async def restart(
+        self, name: str, *, after_s: float = 1.0, env: dict[str, str] | None = None
+    ) -> None:
         """Wait for the process to end, then start it again (as the supervisor does)."""
         popen = self.procs[name].popen
         await asyncio.to_thread(popen.wait, 30)
         await asyncio.sleep(after_s)
+        self.spawn(name, env)
+        await _wait_ready([self.procs[name]], 120)
+
+    async def die_at(self, name: str, point: str, *, passes: int, within_s: float = 90) -> float:
+        """Restart ``name`` with the failpoint ``point`` armed to fire on its ``passes``-th pass
+        (``ketnoi_shared.failpoints``), wait until the process has killed itself there, then
+        start it again unarmed, as the supervisor does. Returns the seconds it ran armed;
+        raises if it never reached the point."""
+        self.kill(name, signal.SIGTERM)
+        await asyncio.to_thread(self.procs[name].popen.wait, 30)
+        started = time.monotonic()
+        popen = self.spawn(name, {"KETNOI_FAILPOINTS": f"{point}={passes}"}).popen
+        try:
+            code = await asyncio.to_thread(popen.wait, within_s)
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"{name} did not reach {point} in {within_s} s") from exc
+        if code != -signal.SIGKILL:
+            raise RuntimeError(f"{name} ended with {code}, not at {point}")
+        ran = time.monotonic() - started
+        await asyncio.sleep(1.0)
         self.spawn(name)
         await _wait_ready([self.procs[name]], 120)
+        return ran
 
     def service_urls(self, services: tuple[str, ...] = SCANNED_SERVICES) -> dict[str, str]:
         return {n: p.url for n, p in self.procs.items() if n.split("-")[0] in services}

@@ -120,6 +120,7 @@ class Result:
             and not self.leaks
             and self.unseen_end == 0
             and (self.media_ok or not self.media_bar)
+            and not any(n.startswith("fault failed") for n in self.notes)  # not what it says
         )
 
     def badness(self) -> tuple[int, float]:
@@ -200,6 +201,16 @@ async def _notifier_kill_in_flight(stack: Stack) -> None:
     await asyncio.gather(
         *(stack.restart(n, after_s=2.0) for n in stack.procs if n.startswith("notifier"))
     )
+
+
+def _die_at(name: str, point: str, *, passes: int = 4) -> Fault:
+    """``name`` killed by itself at a chosen point of its work (a failpoint), then restarted."""
+
+    async def fault(stack: Stack) -> None:
+        ran = await stack.die_at(name, point, passes=passes)
+        stack.notes.append(f"{name} died at {point} (pass {passes}) {ran:.1f} s after its start")
+
+    return fault
 
 
 async def _poison(stack: Stack) -> None:
@@ -490,6 +501,37 @@ SCENARIOS: list[Scenario] = [
         load_s=18,
     ),
     Scenario("triage_kill", "triage SIGKILLed mid-load", fault=_kill("triage-1"), load_s=15),
+    Scenario(
+        "triage_kill_before_commit",
+        "triage SIGKILLs itself inside a batch's transaction (applied, not committed)",
+        fault=_die_at("triage-1", "triage.before_commit"),
+        load_s=15,
+    ),
+    Scenario(
+        "triage_kill_after_commit",
+        "triage SIGKILLs itself after a batch's commit, before its offsets are committed",
+        fault=_die_at("triage-1", "triage.after_commit"),
+        load_s=15,
+    ),
+    Scenario(
+        "ingest_kill_after_publish",
+        "ingest SIGKILLs itself after the broker acknowledged a batch, before its claim "
+        "commits and before any 200",
+        fault=_die_at("ingest-1", "ingest.after_publish", passes=20),
+        load_s=15,
+    ),
+    Scenario(
+        "ingest_kill_after_commit",
+        "ingest SIGKILLs itself after a batch's claim and journal committed, before its 200s",
+        fault=_die_at("ingest-1", "ingest.after_commit", passes=20),
+        load_s=15,
+    ),
+    Scenario(
+        "notifier_kill_after_send",
+        "a notifier SIGKILLs itself after Zalo accepted a message, before the ledger records it",
+        fault=_die_at("notifier-1", "notifier.after_send", passes=3),
+        load_s=15,
+    ),
     Scenario(
         "notifier_kill",
         "both notifiers SIGKILLed while Zalo holds written sends",

@@ -36,6 +36,7 @@ from ketnoi_shared.contracts import (
     NotifyResult,
 )
 from ketnoi_shared.db import enqueue
+from ketnoi_shared.failpoints import failpoint
 from ketnoi_shared.identity import IdentityProtector
 
 from .ratelimit import SharedRateLimiter
@@ -155,6 +156,7 @@ class Delivery:
             return await self._settle(
                 request, DeliveryStatus.FAILED, [], exc, attempt=row["attempts"] + 1
             )
+        failpoint("notifier.after_send")
         return await self._settle(
             request, DeliveryStatus.SENT, sent, None, attempt=row["attempts"] + 1
         )

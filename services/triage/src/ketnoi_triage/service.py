@@ -37,6 +37,7 @@ from ketnoi_shared.contracts import (
     ZaloEvent,
 )
 from ketnoi_shared.db import enqueue, enqueue_many
+from ketnoi_shared.failpoints import failpoint
 from ketnoi_shared.metrics import INBOX_DUPLICATES
 from ketnoi_shared.queries import classify_query
 from ketnoi_shared.text import normalize
@@ -214,6 +215,8 @@ class TriageService:
                     outcomes[i] = outcome
             if touched:
                 await self._retriage(conn, touched)
+            failpoint("triage.before_commit")
+        failpoint("triage.after_commit")
         return outcomes
 
     async def _touch_contacts(self, conn: asyncpg.Connection, events: list[ZaloEvent]) -> None:

@@ -1,0 +1,63 @@
+"""Failpoints: named places in the services where a process can be made to die on purpose, so
+the reliability harness can kill it at a chosen point ("after the database commit, before the
+offset commit") instead of at a random moment.
+
+Off unless ``KETNOI_FAILPOINTS`` is set in the process's environment, e.g.
+``KETNOI_FAILPOINTS=triage.after_commit=3`` (SIGKILL itself on the 3rd pass through
+``triage.after_commit``; several points separated by commas). When it is not set,
+:func:`failpoint` is a test of an empty dict. Points in the code:
+
+==========================  =================================================================
+``ingest.after_publish``    events acknowledged by the broker, claim not committed, no 200
+``ingest.after_commit``     claim and journal committed, no 200 sent yet
+``triage.before_commit``    a batch applied inside its transaction, not committed
+``triage.after_commit``     a batch committed, its offsets not committed
+``notifier.after_send``     Zalo accepted the message, the ledger and the result not written
+==========================  =================================================================
+
+Written here rather than taken from a library: the Python failpoint packages on PyPI are
+unmaintained, and what is needed is a counter per name and ``os.kill``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Final
+
+import structlog
+
+__all__ = ["ENV", "armed", "failpoint"]
+
+ENV: Final = "KETNOI_FAILPOINTS"
+
+log = structlog.get_logger("ketnoi.failpoints")
+
+
+def _parse(spec: str) -> dict[str, int]:
+    points: dict[str, int] = {}
+    for item in spec.split(","):
+        name, _, count = item.strip().partition("=")
+        if name:
+            points[name] = max(1, int(count)) if count.strip().isdigit() else 1
+    return points
+
+
+_ARMED: dict[str, int] = _parse(os.environ.get(ENV, ""))
+
+
+def armed() -> dict[str, int]:
+    """The armed points and the passes left before each fires (a copy)."""
+    return dict(_ARMED)
+
+
+def failpoint(name: str) -> None:
+    """Die here (SIGKILL: no cleanup, no flush, as a crash) if ``name`` is armed and this is
+    its last pass."""
+    if not _ARMED or name not in _ARMED:
+        return
+    _ARMED[name] -= 1
+    if _ARMED[name] > 0:
+        return
+    log.warning("failpoint reached: killing the process", failpoint=name)
+    os.kill(os.getpid(), signal.SIGKILL)
