@@ -8,11 +8,16 @@ import subprocess
 import sys
 
 SCRIPT = """
+import asyncio
 from ketnoi_shared.failpoints import failpoint
-for i in range(1, 6):
-    failpoint("a.point")
-    failpoint("other.point")
-    print("pass", i, flush=True)
+
+async def main():
+    for i in range(1, 6):
+        await failpoint("a.point")
+        await failpoint("other.point")
+        print("pass", i, flush=True)
+
+asyncio.run(main())
 """
 
 
@@ -46,6 +51,29 @@ def test_several_points_and_the_first_to_fire_wins() -> None:
     assert done.returncode == -signal.SIGKILL
     assert _passes(done) == ["1"]
     assert "other.point" in done.stdout
+
+
+def test_a_hanging_point_never_returns_and_the_process_goes_on() -> None:
+    script = SCRIPT.replace(
+        "asyncio.run(main())",
+        "async def outer():\n"
+        "    task = asyncio.create_task(main())\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    print('alive', task.done(), flush=True)\n"
+        "asyncio.run(outer())",
+    )
+    env = os.environ | {"KETNOI_FAILPOINTS": "a.point=2:hang"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _passes(done) == ["1"]
+    assert "alive False" in done.stdout, "the loop ran on; the hung pass never returned"
 
 
 def test_nothing_happens_when_not_armed() -> None:

@@ -434,21 +434,33 @@ class Stack:
         self.spawn(name, env)
         await _wait_ready([self.procs[name]], 120)
 
-    async def die_at(self, name: str, point: str, *, passes: int, within_s: float = 90) -> float:
+    async def die_at(
+        self,
+        name: str,
+        point: str,
+        *,
+        passes: int,
+        action: str = "kill",
+        env: dict[str, str] | None = None,
+        within_s: float = 90,
+    ) -> float:
         """Restart ``name`` with the failpoint ``point`` armed to fire on its ``passes``-th pass
-        (``ketnoi_shared.failpoints``), wait until the process has killed itself there, then
-        start it again unarmed, as the supervisor does. Returns the seconds it ran armed;
-        raises if it never reached the point."""
+        (``ketnoi_shared.failpoints``): ``kill`` — wait until the process has killed itself
+        there; ``hang`` — the pass never returns, wait until the process ends by itself (its
+        consumer watchdog). Then start it again unarmed, as the supervisor does. Returns the
+        seconds it ran armed; raises if it did not end as the action says."""
         self.kill(name, signal.SIGTERM)
         await asyncio.to_thread(self.procs[name].popen.wait, 30)
         started = time.monotonic()
-        popen = self.spawn(name, {"KETNOI_FAILPOINTS": f"{point}={passes}"}).popen
+        armed = {"KETNOI_FAILPOINTS": f"{point}={passes}:{action}"} | (env or {})
+        popen = self.spawn(name, armed).popen
         try:
             code = await asyncio.to_thread(popen.wait, within_s)
         except subprocess.TimeoutExpired as exc:
-            raise RuntimeError(f"{name} did not reach {point} in {within_s} s") from exc
-        if code != -signal.SIGKILL:
-            raise RuntimeError(f"{name} ended with {code}, not at {point}")
+            popen.kill()
+            raise RuntimeError(f"{name} did not end at {point} in {within_s} s") from exc
+        if (code == -signal.SIGKILL) != (action == "kill"):
+            raise RuntimeError(f"{name} ended with {code} ({action} at {point})")
         ran = time.monotonic() - started
         await asyncio.sleep(1.0)
         self.spawn(name)

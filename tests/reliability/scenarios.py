@@ -203,12 +203,26 @@ async def _notifier_kill_in_flight(stack: Stack) -> None:
     )
 
 
-def _die_at(name: str, point: str, *, passes: int = 4) -> Fault:
-    """``name`` killed by itself at a chosen point of its work (a failpoint), then restarted."""
+def _die_at(
+    name: str,
+    point: str,
+    *,
+    passes: int = 4,
+    action: str = "kill",
+    env: dict[str, str] | None = None,
+    within_s: float = 90,
+) -> Fault:
+    """``name`` killed by itself at a chosen point of its work (a failpoint), or hung there
+    until its watchdog ends it; then restarted."""
 
     async def fault(stack: Stack) -> None:
-        ran = await stack.die_at(name, point, passes=passes)
-        stack.notes.append(f"{name} died at {point} (pass {passes}) {ran:.1f} s after its start")
+        ran = await stack.die_at(
+            name, point, passes=passes, action=action, env=env, within_s=within_s
+        )
+        stack.notes.append(
+            f"{name}: {action} at {point} (pass {passes}), process ended {ran:.1f} s "
+            "after its start"
+        )
 
     return fault
 
@@ -504,14 +518,30 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "triage_kill_before_commit",
         "triage SIGKILLs itself inside a batch's transaction (applied, not committed)",
-        fault=_die_at("triage-1", "triage.before_commit"),
-        load_s=15,
+        fault=_die_at("triage-1", "triage.before_commit", passes=2),
+        load_s=30,
+        rate=4,
     ),
     Scenario(
         "triage_kill_after_commit",
         "triage SIGKILLs itself after a batch's commit, before its offsets are committed",
-        fault=_die_at("triage-1", "triage.after_commit"),
-        load_s=15,
+        fault=_die_at("triage-1", "triage.after_commit", passes=2),
+        load_s=30,
+        rate=4,
+    ),
+    Scenario(
+        "triage_handler_hang",
+        "triage's handler hangs inside a batch's transaction while the process and its "
+        "heartbeats go on (the watchdog after 20 s of no progress ends it; restarted)",
+        fault=_die_at(
+            "triage-1",
+            "triage.before_commit",
+            action="hang",
+            env={"KETNOI_CONSUMER_STALL_S": "20"},
+            within_s=120,
+        ),
+        load_s=30,
+        rate=3,
     ),
     Scenario(
         "ingest_kill_after_publish",

@@ -4,8 +4,10 @@ offset commit") instead of at a random moment.
 
 Off unless ``KETNOI_FAILPOINTS`` is set in the process's environment, e.g.
 ``KETNOI_FAILPOINTS=triage.after_commit=3`` (SIGKILL itself on the 3rd pass through
-``triage.after_commit``; several points separated by commas). When it is not set,
-:func:`failpoint` is a test of an empty dict. Points in the code:
+``triage.after_commit``), or ``triage.before_commit=3:hang`` (the 3rd pass never returns: a
+handler that hangs while the process, its heartbeats included, goes on); several points
+separated by commas. When it is not set, :func:`failpoint` is a test of an empty dict. Points
+in the code:
 
 ==========================  =================================================================
 ``ingest.after_publish``    events acknowledged by the broker, claim not committed, no 200
@@ -21,6 +23,7 @@ unmaintained, and what is needed is a counter per name and ``os.kill``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from typing import Final
@@ -34,16 +37,19 @@ ENV: Final = "KETNOI_FAILPOINTS"
 log = structlog.get_logger("ketnoi.failpoints")
 
 
-def _parse(spec: str) -> dict[str, int]:
+def _parse(spec: str) -> tuple[dict[str, int], dict[str, str]]:
     points: dict[str, int] = {}
+    actions: dict[str, str] = {}
     for item in spec.split(","):
-        name, _, count = item.strip().partition("=")
+        name, _, rest = item.strip().partition("=")
+        count, _, action = rest.partition(":")
         if name:
             points[name] = max(1, int(count)) if count.strip().isdigit() else 1
-    return points
+            actions[name] = action.strip() or "kill"
+    return points, actions
 
 
-_ARMED: dict[str, int] = _parse(os.environ.get(ENV, ""))
+_ARMED, _ACTIONS = _parse(os.environ.get(ENV, ""))
 
 
 def armed() -> dict[str, int]:
@@ -51,13 +57,16 @@ def armed() -> dict[str, int]:
     return dict(_ARMED)
 
 
-def failpoint(name: str) -> None:
-    """Die here (SIGKILL: no cleanup, no flush, as a crash) if ``name`` is armed and this is
-    its last pass."""
+async def failpoint(name: str) -> None:
+    """Die here (SIGKILL: no cleanup, no flush, as a crash), or hang here for good, if
+    ``name`` is armed and this is its last pass."""
     if not _ARMED or name not in _ARMED:
         return
     _ARMED[name] -= 1
-    if _ARMED[name] > 0:
+    if _ARMED[name] != 0:
         return
+    if _ACTIONS.get(name) == "hang":
+        log.warning("failpoint reached: hanging", failpoint=name)
+        await asyncio.Event().wait()
     log.warning("failpoint reached: killing the process", failpoint=name)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -165,7 +165,7 @@ class DurableBatcher:
             acked = [False] * len(fresh)
             if fresh and not self.spooling():
                 acked = await self.publish([encoded[e.event_id] for e in fresh])
-                failpoint("ingest.after_publish")
+                await failpoint("ingest.after_publish")
             to_spool = [e for e, ok in zip(fresh, acked, strict=True) if not ok]
             if to_spool:
                 self.on_spooled()
@@ -185,7 +185,7 @@ class DurableBatcher:
                 await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)  # at commit
             for e, ok in zip(fresh, acked, strict=True):
                 outcome[e.event_id] = "accepted" if ok else "spooled"
-        failpoint("ingest.after_commit")
+        await failpoint("ingest.after_commit")
         if to_spool:
             self.on_spooled()  # after the commit: the relay can now see the rows
         if len(outcome) == len(events):  # the usual case: no duplicates

@@ -156,7 +156,7 @@ class Delivery:
             return await self._settle(
                 request, DeliveryStatus.FAILED, [], exc, attempt=row["attempts"] + 1
             )
-        failpoint("notifier.after_send")
+        await failpoint("notifier.after_send")
         return await self._settle(
             request, DeliveryStatus.SENT, sent, None, attempt=row["attempts"] + 1
         )

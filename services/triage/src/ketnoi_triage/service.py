@@ -215,8 +215,8 @@ class TriageService:
                     outcomes[i] = outcome
             if touched:
                 await self._retriage(conn, touched)
-            failpoint("triage.before_commit")
-        failpoint("triage.after_commit")
+            await failpoint("triage.before_commit")
+        await failpoint("triage.after_commit")
         return outcomes
 
     async def _touch_contacts(self, conn: asyncpg.Connection, events: list[ZaloEvent]) -> None:
