@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream.kafka import KafkaBroker
 
 from ketnoi_shared.watchdog import ConsumerWatchdog, broker_consumers
@@ -112,3 +112,50 @@ async def test_the_running_watchdog_acts_once_on_a_stuck_consumer(
     finally:
         await watchdog.stop()
         await broker.stop()
+
+
+async def test_a_position_past_the_end_of_the_log_is_sought_back_as_kafka_would(
+    kafka_bootstrap: str, topic_name: str
+):
+    """A broker that lost records (Tansu restarted empty) still holds the group's committed
+    offset from before: Tansu answers a fetch there with nothing, for ever. The watchdog does
+    what Kafka's OFFSET_OUT_OF_RANGE does: it seeks by the reset policy (earliest)."""
+    await create_topic(kafka_bootstrap, topic_name, 1)
+    await _produce(kafka_bootstrap, topic_name, 5)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    tp = TopicPartition(topic_name, 0)
+    consumer.assign([tp])
+    consumer.seek(tp, 300)  # where it was before the broker lost its log
+    clock = Clock()
+    watchdog = ConsumerWatchdog(
+        lambda: [("wd", consumer)], stall_s=60, past_end_s=15, clock=clock, on_stuck=print
+    )
+    try:
+        for _ in range(20):
+            assert await consumer.getmany(timeout_ms=250) == {}, "nothing, and no error"
+            if consumer.highwater(tp) is not None:
+                break
+        assert consumer.highwater(tp) == 5
+        assert await watchdog.check() is None
+        clock.now += 10
+        assert await watchdog.check() is None
+        assert await consumer.position(tp) == 300, "not before past_end_s"
+        clock.now += 6
+        assert await watchdog.check() is None, "not stuck: sought"
+        got = []
+        for _ in range(20):
+            batch = await consumer.getmany(timeout_ms=200)
+            got += [r.value for records in batch.values() for r in records]
+            if len(got) >= 5:
+                break
+        assert got == [f"r{i}".encode() for i in range(5)]
+        clock.now += 600
+        assert await watchdog.check() is None, "at the end of its log it is idle"
+        assert await consumer.position(tp) == 5
+    finally:
+        await consumer.stop()

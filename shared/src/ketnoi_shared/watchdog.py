@@ -15,6 +15,18 @@ Stuck means, for one of the process's consumers:
 * one of its partitions has records past its fetch position and the position has not moved for
   longer than ``stall_s``.
 
+One more state is not stuck but never ends by itself: a **position past the end of the
+partition's log**. A broker that lost records (Tansu restarted empty, an unclean leader
+election) can still hold the group's committed offset, or the consumer its fetch position, from
+before the loss. Kafka answers a fetch there with OFFSET_OUT_OF_RANGE and the consumer resets
+by its ``auto_offset_reset``; Tansu answers with nothing, for ever (found by the reliability
+harness's ``broker_restart_empty``: triage sat at offset ~300 of a log that now ended at ~50).
+When the position is past the high watermark of the partition's last fetch response (accurate
+on Tansu, unlike ListOffsets) and has not moved for ``past_end_s``, the watchdog does what
+OFFSET_OUT_OF_RANGE does: it seeks the partition by the consumer's reset policy (earliest for
+every Ketnoi consumer). Records read twice are harmless: consumers are idempotent, and the
+reconciler republishes what the broker lost.
+
 The checks read aiokafka's consumer state (``_coordinator``, ``_fetcher``, ``_subscription``):
 aiokafka offers no public health API, and these attributes have been stable across its
 releases; a missing attribute disables that check rather than failing.
@@ -33,8 +45,9 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.consumer.fetcher import OffsetResetStrategy
 from faststream.kafka import KafkaBroker
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from .metrics import REGISTRY
 
@@ -45,6 +58,14 @@ log = structlog.get_logger(__name__)
 CONSUMER_STUCK = Gauge(
     "ketnoi_consumer_stuck",
     "1 when the watchdog found one of this process's consumers stuck (the process then exits).",
+    registry=REGISTRY,
+)
+
+
+POSITION_RESETS = Counter(
+    "ketnoi_consumer_position_resets_total",
+    "Partitions whose position was past the end of their log (records lost by the broker) and "
+    "were sought by the reset policy, as Kafka's OFFSET_OUT_OF_RANGE does.",
     registry=REGISTRY,
 )
 
@@ -80,10 +101,12 @@ class ConsumerWatchdog:
     consumers: Callable[[], Iterable[tuple[str, AIOKafkaConsumer]]]
     stall_s: float = 180.0
     every_s: float = 10.0
+    past_end_s: float = 15.0
     on_stuck: Callable[[str], None] | None = None
     clock: Callable[[], float] = time.monotonic
     _rebalancing_since: dict[int, float] = field(default_factory=dict)
     _progress: dict[tuple[int, TopicPartition], _Progress] = field(default_factory=dict)
+    _past_end: dict[tuple[int, TopicPartition], _Progress] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     stuck: str | None = None
 
@@ -150,6 +173,9 @@ class ConsumerWatchdog:
             except Exception:  # no position yet (being reset): nothing to compare
                 self._progress.pop(key, None)
                 continue
+            if await self._past_end_of_log(group, consumer, tp, position, now):
+                self._progress.pop(key, None)
+                continue
             seen = self._progress.get(key)
             if seen is None or seen.position != position or ends.get(tp, 0) <= position:
                 self._progress[key] = _Progress(position, now)
@@ -160,6 +186,42 @@ class ConsumerWatchdog:
                     f"{ends[tp]} and has not moved from {position} for {now - seen.since:.0f} s"
                 )
         return None
+
+    async def _past_end_of_log(
+        self, group: str, consumer: AIOKafkaConsumer, tp: TopicPartition, position: int, now: float
+    ) -> bool:
+        """True (and, after ``past_end_s`` without a move, the partition sought by the reset
+        policy) when ``position`` is past the partition's high watermark."""
+        key = (id(consumer), tp)
+        highwater = consumer.highwater(tp)
+        if highwater is None or position <= highwater:
+            self._past_end.pop(key, None)
+            return False
+        seen = self._past_end.get(key)
+        if seen is None or seen.position != position:
+            self._past_end[key] = _Progress(position, now)
+            return True
+        if now - seen.since < self.past_end_s:
+            return True
+        fetcher = getattr(consumer, "_fetcher", None)
+        latest = getattr(fetcher, "_default_reset_strategy", None) == OffsetResetStrategy.LATEST
+        log.warning(
+            "position past the end of the partition's log (the broker lost records); "
+            "seeking by the reset policy, as Kafka's OFFSET_OUT_OF_RANGE does",
+            group=group,
+            topic=tp.topic,
+            partition=tp.partition,
+            position=position,
+            log_end=highwater,
+            reset="latest" if latest else "earliest",
+        )
+        POSITION_RESETS.inc()
+        self._past_end.pop(key, None)
+        if latest:
+            await asyncio.wait_for(consumer.seek_to_end(tp), 10)
+        else:
+            await asyncio.wait_for(consumer.seek_to_beginning(tp), 10)
+        return True
 
 
 def _end_process(reason: str) -> None:
