@@ -120,7 +120,8 @@ class Result:
             and not self.leaks
             and self.unseen_end == 0
             and (self.media_ok or not self.media_bar)
-            and not any(n.startswith("fault failed") for n in self.notes)  # not what it says
+            # A fault that did not happen, or a load that stopped: not what the run says.
+            and not any(n.startswith(("fault failed", "load failed")) for n in self.notes)
         )
 
     def badness(self) -> tuple[int, float]:
@@ -736,6 +737,8 @@ async def _run(stack: Stack, sc: Scenario, rep: int, *, log: Callable[[str], Non
             ) or time.monotonic() > deadline:
                 break
     timings["drained_s"] = time.monotonic() - t0
+    if load_task.done() and load_task.exception() is not None:
+        notes.append(f"load failed: {load_task.exception()!r}")  # fails the run
     await asyncio.sleep(3)  # a late duplicate would show by now
     counts = await count(stack, driver.load)
     unseen = counts["lost"]

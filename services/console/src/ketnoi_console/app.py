@@ -79,6 +79,27 @@ DELIVERY_VI = {
     "retrying": "Đang gửi lại",
     "skipped": "Không gửi",
 }
+#: Why the media worker did not keep an attachment (``media_objects.error``), for officers.
+MEDIA_ERROR_VI = {
+    "expired": "đường dẫn của Zalo đã hết hạn",
+    "not_found": "tệp không còn trên máy chủ Zalo",
+    "too_large": "tệp vượt quá dung lượng cho phép",
+    "type_not_allowed": "định dạng tệp không được phép",
+    "corrupt": "tệp bị hỏng, không đọc được",
+    "too_many_pixels": "ảnh quá lớn",
+    "empty": "tệp rỗng",
+    "bad_url": "đường dẫn không hợp lệ",
+    "host_not_allowed": "đường dẫn không thuộc máy chủ được phép",
+    "redirects": "đường dẫn chuyển hướng quá nhiều lần",
+    "timeout": "máy chủ không phản hồi, đã thử lại nhiều lần",
+    "deadline": "tải quá lâu, đã thử lại nhiều lần",
+    "connection": "không kết nối được máy chủ, đã thử lại nhiều lần",
+    "http_5xx": "máy chủ Zalo báo lỗi, đã thử lại nhiều lần",
+    "http_429": "máy chủ Zalo từ chối vì quá tải, đã thử lại nhiều lần",
+    "http_408": "máy chủ không phản hồi, đã thử lại nhiều lần",
+    "abandoned": "tải về nhiều lần không thành công",
+    "unreadable": "không đọc được đường dẫn đã lưu",
+}
 REPLY_TEMPLATES = (
     (
         "Xin thêm thông tin",
@@ -123,6 +144,7 @@ def _templates() -> Jinja2Templates:
         STATUS_VI=STATUS_VI,
         WINDOW_VI=WINDOW_VI,
         DELIVERY_VI=DELIVERY_VI,
+        MEDIA_ERROR_VI=MEDIA_ERROR_VI,
         CATEGORIES=CATEGORIES,
         SUBCATEGORIES=SUBCATEGORIES,
         URGENCIES=URGENCIES,
