@@ -254,6 +254,31 @@ async def test_a_token_refused_every_time_parks_the_request_it_is_not_failed(
     assert await pool.fetchval("SELECT count(*) FROM notify_parked") == 0
 
 
+@respx.mock
+async def test_two_replicas_resuming_parked_requests_send_each_once(
+    delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector
+):
+    """Found by the harness (token_expiry, two notifiers): both replicas' resume_parked took
+    the same parked acknowledgement and the citizen got it twice."""
+    await pool.execute("UPDATE oa_tokens SET needs_reauth = true")
+    for i in range(5):
+        req = request(protector, request_id=f"ack:p{i}")
+        assert await delivery.deliver(req) is DeliveryStatus.WAITING_TOKEN
+    await delivery.tokens.save(OA, TokenPair("B0", "S0", 90000))  # re-authorised
+
+    async def slow_ok(_: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)  # both replicas are in the loop at once
+        return httpx.Response(200, json=OK)
+
+    cs = respx.post(CS).mock(side_effect=slow_ok)
+    other = Delivery(pool=pool, client=delivery.client, tokens=delivery.tokens, protector=protector)
+    resumed = await asyncio.gather(delivery.resume_parked(), other.resume_parked())
+    assert sum(resumed) == 5
+    assert cs.call_count == 5, "each parked request sent once"
+    statuses = await pool.fetch("SELECT status FROM notify_ledger WHERE request_id LIKE 'ack:p%'")
+    assert [r["status"] for r in statuses] == ["sent"] * 5
+
+
 async def _not_at_the_end_of_a_minute() -> None:
     """The limiter's budget is per calendar minute: start well inside one."""
     second = datetime.now(UTC).second

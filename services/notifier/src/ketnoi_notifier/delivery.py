@@ -274,10 +274,18 @@ class Delivery:
         done = 0
         for r in rows:
             request = NotifyRequest.model_validate(json.loads(r["request"]))
-            await self.pool.execute(
-                "UPDATE notify_ledger SET status = 'sending' WHERE request_id = $1",
+            # Every replica runs this: only the one that moves the request out of
+            # waiting_token sends it (two sent it twice — reliability harness, token_expiry).
+            # A claim left by a replica that died is taken again after 5 minutes.
+            claimed = await self.pool.fetchval(
+                """UPDATE notify_ledger SET status = 'sending', updated_at = now()
+                   WHERE request_id = $1 AND (status = 'waiting_token'
+                         OR (status = 'sending' AND updated_at < now() - interval '5 minutes'))
+                   RETURNING true""",
                 request.event_id,
             )
+            if not claimed:
+                continue
             if await self.deliver(request) != DeliveryStatus.WAITING_TOKEN:
                 await self.pool.execute(
                     "DELETE FROM notify_parked WHERE request_id = $1", request.event_id
