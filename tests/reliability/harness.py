@@ -468,7 +468,11 @@ class Stack:
         consumer watchdog). Then start it again unarmed, as the supervisor does. Returns the
         seconds it ran armed; raises if it did not end as the action says."""
         self.kill(name, signal.SIGTERM)
-        await asyncio.to_thread(self.procs[name].popen.wait, 30)
+        try:
+            await asyncio.to_thread(self.procs[name].popen.wait, 30)
+        except subprocess.TimeoutExpired:  # a shutdown that hangs (finding 16): as Kubernetes
+            self.kill(name, signal.SIGKILL)
+            await asyncio.to_thread(self.procs[name].popen.wait, 10)
         started = time.monotonic()
         armed = {"KETNOI_FAILPOINTS": f"{point}={passes}:{action}"} | (env or {})
         popen = self.spawn(name, armed).popen
