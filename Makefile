@@ -49,7 +49,7 @@ test-fast: install ##@Test Unit tests only (no broker, no database)
 	$(BIN)/pytest -q -m "not integration"
 
 .PHONY: reliability
-reliability: install ##@Test Fault-injection harness: every scenario 3 times, table into docs/reliability.md (~80 min)
+reliability: install ##@Test Fault-injection harness: every scenario 3 times, table into docs/reliability.md (~85 min)
 	$(BIN)/python -m tests.reliability.scenarios --reps $(or $(REPS),3)
 
 .PHONY: lint
