@@ -25,12 +25,12 @@ def _passes(done: subprocess.CompletedProcess[str]) -> list[str]:
     return [line.split()[1] for line in done.stdout.splitlines() if line.startswith("pass ")]
 
 
-def _run(spec: str | None) -> subprocess.CompletedProcess[str]:
+def _run(spec: str | None, script: str = SCRIPT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "KETNOI_FAILPOINTS"}
     if spec is not None:
         env["KETNOI_FAILPOINTS"] = spec
     return subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         check=False,
         env=env,
         capture_output=True,
@@ -62,15 +62,7 @@ def test_a_hanging_point_never_returns_and_the_process_goes_on() -> None:
         "    print('alive', task.done(), flush=True)\n"
         "asyncio.run(outer())",
     )
-    env = os.environ | {"KETNOI_FAILPOINTS": "a.point=2:hang"}
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _run("a.point=2:hang", script)
     assert done.returncode == 0, done.stderr
     assert _passes(done) == ["1"]
     assert "alive False" in done.stdout, "the loop ran on; the hung pass never returned"
