@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -58,6 +59,26 @@ async def wait_rows(pool: asyncpg.Pool, event_ids: list[str], n: int, timeout: f
     pytest.fail(f"{got} of {n} media rows after {timeout} s")
 
 
+async def media_topic(kafka_bootstrap: str, *, partitions: int) -> tuple[str, str]:
+    """A fresh topic shaped like zalo.events.v1, and its DLQ; their names."""
+    topic = "test.media." + uuid.uuid4().hex[:10]
+    spec = TopicSpec(topic, partitions, "pseudonym", ZaloEvent, 3_600_000, "test")
+    dlq = TopicSpec(topic + ".dlq", 1, "same", None, 3_600_000, "test")
+    await ensure_topics(kafka_bootstrap, [spec, dlq])
+    return topic, dlq.name
+
+
+@pytest.fixture
+async def direct_worker(
+    database_url: str, pool: asyncpg.Pool, keys: dict[str, str], protector: IdentityProtector
+) -> AsyncIterator[MediaWorker]:
+    """A worker driven by the test itself (no consumer, no downloader loop)."""
+    fetcher = Fetcher(attempts=1)
+    settings = settings_for("127.0.0.1:9", database_url, keys)
+    yield MediaWorker(pool=pool, fetcher=fetcher, protector=protector, settings=settings)
+    await fetcher.aclose()
+
+
 async def test_attachments_are_fetched_checked_sealed_and_stripped_once(
     kafka_bootstrap: str,
     database_url: str,
@@ -68,10 +89,7 @@ async def test_attachments_are_fetched_checked_sealed_and_stripped_once(
     events: Events,
     caplog: pytest.LogCaptureFixture,
 ):
-    topic = "test.media." + uuid.uuid4().hex[:10]
-    spec = TopicSpec(topic, 3, "pseudonym", ZaloEvent, 3_600_000, "test")
-    dlq = TopicSpec(topic + ".dlq", 1, "same", None, 3_600_000, "test")
-    await ensure_topics(kafka_bootstrap, [spec, dlq])
+    topic, dlq = await media_topic(kafka_bootstrap, partitions=3)
     tag = uuid.uuid4().hex[:8]
     photo = jpeg_with_gps()
     cdn.files[f"{tag}-photo.jpg"] = photo
@@ -174,7 +192,7 @@ async def test_attachments_are_fetched_checked_sealed_and_stripped_once(
     assert cdn.hits[f"/media/hang-{tag}.jpg"] == 2
     assert rows[(after.event_id, 0)]["status"] == "stored", "the partition kept flowing"
 
-    dead = await read_topic(kafka_bootstrap, dlq.name, since_ms=since, until=1, timeout=5)
+    dead = await read_topic(kafka_bootstrap, dlq, since_ms=since, until=1, timeout=5)
     assert [r.value for r in dead] == [b"\x00 not an event"]
     assert dict(dead[0].headers)["x-dlq-reason"] == b"undecodable"
 
@@ -189,12 +207,7 @@ async def test_attachments_are_fetched_checked_sealed_and_stripped_once(
 
 
 async def test_recorded_work_survives_a_crash_and_a_redelivery_adds_none(
-    database_url: str,
-    pool: asyncpg.Pool,
-    keys: dict[str, str],
-    protector: IdentityProtector,
-    cdn: Cdn,
-    events: Events,
+    direct_worker: MediaWorker, pool: asyncpg.Pool, cdn: Cdn, events: Events
 ):
     """The consumer only records the work; a downloader that dies mid-download leaves its row
     leased, and the row is taken again when the lease ends (at most a few times)."""
@@ -203,30 +216,25 @@ async def test_recorded_work_survives_a_crash_and_a_redelivery_adds_none(
     event = events.message(
         [attachment("image", cdn.url(f"{tag}-a.jpg")), attachment("image", cdn.url(f"{tag}-b.jpg"))]
     )
-    settings = settings_for("127.0.0.1:9", database_url, keys)
-    fetcher = Fetcher(attempts=1)
-    worker = MediaWorker(pool=pool, fetcher=fetcher, protector=protector, settings=settings)
-    try:
-        assert await worker.handle(event) == 2
-        assert await worker.handle(event) == 0, "the inbox knows the event"
-        pending = await pool.fetch("SELECT status, sealed_url FROM media_objects")
-        assert [r["status"] for r in pending] == ["pending", "pending"]
-        assert all(cdn.url("") not in bytes(r["sealed_url"]).decode("latin-1") for r in pending)
-        assert sum(cdn.hits.values()) == 0, "nothing fetched by the consumer"
+    worker = direct_worker
+    assert await worker.handle(event) == 2
+    assert await worker.handle(event) == 0, "the inbox knows the event"
+    pending = await pool.fetch("SELECT status, sealed_url FROM media_objects")
+    assert [r["status"] for r in pending] == ["pending", "pending"]
+    assert all(cdn.url("") not in bytes(r["sealed_url"]).decode("latin-1") for r in pending)
+    assert sum(cdn.hits.values()) == 0, "nothing fetched by the consumer"
 
-        # A downloader leases one row and dies (its lease is left to run out).
-        crashed = await pool.fetchval(
-            "UPDATE media_objects SET lease_until = now() + interval '1 hour', leases = 1"
-            " WHERE position = 0 RETURNING id"
-        )
-        assert await worker.run_once(10) == 1, "a leased row is not taken"
-        await worker.drain()
-        await pool.execute("UPDATE media_objects SET lease_until = now() WHERE id = $1", crashed)
-        assert await worker.run_once(10) == 1, "taken again once its lease is over"
-        await worker.drain()
-        assert await worker.run_once(10) == 0, "nothing left"
-    finally:
-        await fetcher.aclose()
+    # A downloader leases one row and dies (its lease is left to run out).
+    crashed = await pool.fetchval(
+        "UPDATE media_objects SET lease_until = now() + interval '1 hour', leases = 1"
+        " WHERE position = 0 RETURNING id"
+    )
+    assert await worker.run_once(10) == 1, "a leased row is not taken"
+    await worker.drain()
+    await pool.execute("UPDATE media_objects SET lease_until = now() WHERE id = $1", crashed)
+    assert await worker.run_once(10) == 1, "taken again once its lease is over"
+    await worker.drain()
+    assert await worker.run_once(10) == 0, "nothing left"
     rows = await pool.fetch("SELECT * FROM media_objects ORDER BY position")
     assert [(r["status"], r["leases"]) for r in rows] == [("stored", 2), ("stored", 1)]
     assert all(r["sealed_url"] is None and r["lease_until"] is None for r in rows)
@@ -235,26 +243,15 @@ async def test_recorded_work_survives_a_crash_and_a_redelivery_adds_none(
 
 
 async def test_a_row_that_keeps_killing_its_downloader_is_abandoned(
-    database_url: str,
-    pool: asyncpg.Pool,
-    keys: dict[str, str],
-    protector: IdentityProtector,
-    cdn: Cdn,
-    events: Events,
+    direct_worker: MediaWorker, pool: asyncpg.Pool, cdn: Cdn, events: Events
 ):
     tag = uuid.uuid4().hex[:8]
     cdn.files[f"{tag}-a.jpg"] = jpeg_with_gps()
     event = events.message([attachment("image", cdn.url(f"{tag}-a.jpg"))])
-    settings = settings_for("127.0.0.1:9", database_url, keys)
-    fetcher = Fetcher(attempts=1)
-    worker = MediaWorker(pool=pool, fetcher=fetcher, protector=protector, settings=settings)
-    try:
-        await worker.handle(event)
-        await pool.execute("UPDATE media_objects SET leases = 3")  # three downloaders died on it
-        assert await worker.run_once(10) == 1
-        await worker.drain()
-    finally:
-        await fetcher.aclose()
+    await direct_worker.handle(event)
+    await pool.execute("UPDATE media_objects SET leases = 3")  # three downloaders died on it
+    assert await direct_worker.run_once(10) == 1
+    await direct_worker.drain()
     row = await pool.fetchrow("SELECT status, error, sealed_url FROM media_objects")
     assert (row["status"], row["error"], row["sealed_url"]) == ("failed", "abandoned", None)
     assert cdn.hits[f"/media/{tag}-a.jpg"] == 0
@@ -269,10 +266,7 @@ async def test_a_hanging_url_does_not_hold_up_the_attachments_behind_it(
     events: Events,
 ):
     """Reliability finding 10: all on one partition, a hanging URL first, then good photos."""
-    topic = "test.media." + uuid.uuid4().hex[:10]
-    spec = TopicSpec(topic, 1, "pseudonym", ZaloEvent, 3_600_000, "test")
-    dlq = TopicSpec(topic + ".dlq", 1, "same", None, 3_600_000, "test")
-    await ensure_topics(kafka_bootstrap, [spec, dlq])
+    topic, _ = await media_topic(kafka_bootstrap, partitions=1)
     tag = uuid.uuid4().hex[:8]
     hanging = [
         events.message([attachment("image", cdn.url(f"forever-{tag}-{i}.jpg"))]) for i in (1, 2)

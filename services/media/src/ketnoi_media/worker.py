@@ -92,6 +92,27 @@ class _Outcome:
     attempts: int = 0
 
 
+def _observe(kind: str, outcome: _Outcome, seconds: float, url: str) -> None:
+    """The metrics and the log line of a settled attachment (the URL's host only)."""
+    DOWNLOADS.labels(kind, outcome.status, outcome.error or "ok").inc()
+    DURATION.labels(kind, outcome.status).observe(seconds)
+    if outcome.attempts > 1:
+        RETRIES.labels(kind).inc(outcome.attempts - 1)
+    if outcome.processed is not None:
+        BYTES.labels(kind).inc(outcome.processed.size)
+    log.info(
+        "attachment handled",
+        kind=kind,
+        status=outcome.status,
+        reason=outcome.error,
+        content_type=outcome.content_type,
+        size_bytes=outcome.processed.size if outcome.processed else None,
+        attempts=outcome.attempts,
+        seconds=round(seconds, 3),
+        host=url_host(url),
+    )
+
+
 class MediaWorker:
     def __init__(
         self,
@@ -146,15 +167,7 @@ class MediaWorker:
                     if too_large:
                         refused.append(att)
         for att in refused:
-            DOWNLOADS.labels(att.type, "rejected", "too_large").inc()
-            log.info(
-                "attachment handled",
-                kind=att.type,
-                status="rejected",
-                reason="too_large",
-                attempts=0,
-                host=url_host(att.url or ""),
-            )
+            _observe(att.type, _Outcome("rejected", "too_large"), 0.0, att.url or "")
         self._wake.set()
         return written
 
@@ -242,24 +255,7 @@ class MediaWorker:
                 return
         finally:
             IN_FLIGHT.dec()
-        seconds = time.monotonic() - started
-        DOWNLOADS.labels(kind, outcome.status, outcome.error or "ok").inc()
-        DURATION.labels(kind, outcome.status).observe(seconds)
-        if outcome.attempts > 1:
-            RETRIES.labels(kind).inc(outcome.attempts - 1)
-        if outcome.processed is not None:
-            BYTES.labels(kind).inc(outcome.processed.size)
-        log.info(
-            "attachment handled",
-            kind=kind,
-            status=outcome.status,
-            reason=outcome.error,
-            content_type=outcome.content_type,
-            size_bytes=outcome.processed.size if outcome.processed else None,
-            attempts=outcome.attempts,
-            seconds=round(seconds, 3),
-            host=url_host(url),
-        )
+        _observe(kind, outcome, time.monotonic() - started, url)
 
     async def _fetch(self, kind: str, url: str) -> _Outcome:
         s = self.settings
