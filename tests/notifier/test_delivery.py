@@ -340,6 +340,27 @@ async def test_a_spent_retry_budget_settles_the_request_and_says_so(
     assert await delivery.deliver(request(protector, request_id="r-503")) is (DeliveryStatus.FAILED)
 
 
+async def _fast_delivery(
+    pool: asyncpg.Pool, protector: IdentityProtector, *, timeout_s: float
+) -> Delivery:
+    """Real backoff (stamina's test mode off), in milliseconds: 3 attempts, ``timeout_s``."""
+    stamina.set_testing(False)
+    client = ZaloClient()
+    tokens = TokenStore(pool=pool, client=client, protector=protector, app_id="1", app_secret="S")
+    await tokens.save(OA, TokenPair("A0", "R0", 90000))
+    return Delivery(
+        pool=pool,
+        client=client,
+        tokens=tokens,
+        protector=protector,
+        attempts=3,
+        timeout_s=timeout_s,
+        wait_initial_s=0.001,
+        wait_max_s=0.005,
+        wait_jitter_s=0,
+    )
+
+
 @respx.mock
 async def test_a_burst_of_rate_limits_is_waited_out_not_counted_as_attempts(
     pool: asyncpg.Pool, protector: IdentityProtector
@@ -347,21 +368,7 @@ async def test_a_burst_of_rate_limits_is_waited_out_not_counted_as_attempts(
     """Found by the reliability harness: 15 answers -32 in a row spent the 5 attempts in about
     3 s and the citizen's acknowledgement was dead-lettered. Rate limits are bounded by the
     time budget only; other retryable errors still by the attempts."""
-    stamina.set_testing(False)
-    client = ZaloClient()
-    tokens = TokenStore(pool=pool, client=client, protector=protector, app_id="1", app_secret="S")
-    await tokens.save(OA, TokenPair("A0", "R0", 90000))
-    fast = Delivery(
-        pool=pool,
-        client=client,
-        tokens=tokens,
-        protector=protector,
-        attempts=3,
-        timeout_s=10,
-        wait_initial_s=0.001,
-        wait_max_s=0.005,
-        wait_jitter_s=0,
-    )
+    fast = await _fast_delivery(pool, protector, timeout_s=10)
     limited = respx.post(CS).mock(
         side_effect=[httpx.Response(200, json={"error": -32, "message": "limit"})] * 8
         + [httpx.Response(200, json=OK)]
@@ -382,21 +389,7 @@ async def test_zalo_unreachable_is_waited_out_within_the_time_budget(
     """Found by the harness's zalo_down: 20 s of refused connections spent the attempts in
     about 3 s and dead-lettered the acknowledgements. Nothing was sent: wait, within the
     time budget; past it the request still ends in the DLQ."""
-    stamina.set_testing(False)
-    client = ZaloClient()
-    tokens = TokenStore(pool=pool, client=client, protector=protector, app_id="1", app_secret="S")
-    await tokens.save(OA, TokenPair("A0", "R0", 90000))
-    fast = Delivery(
-        pool=pool,
-        client=client,
-        tokens=tokens,
-        protector=protector,
-        attempts=3,
-        timeout_s=1,
-        wait_initial_s=0.001,
-        wait_max_s=0.005,
-        wait_jitter_s=0,
-    )
+    fast = await _fast_delivery(pool, protector, timeout_s=1)
     refused = httpx.ConnectError("Connection refused")
     down = respx.post(CS).mock(side_effect=[refused] * 8 + [httpx.Response(200, json=OK)])
     assert await fast.deliver(request(protector, request_id="outage")) is DeliveryStatus.SENT
