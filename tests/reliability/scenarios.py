@@ -236,41 +236,28 @@ async def _broker_restart(stack: Stack) -> None:
     await stack.restart_broker_empty(down_s=2.0)
 
 
-async def _kafka_resets(stack: Stack) -> None:
-    """Connections to the broker reset, and every write sliced, for the fault window."""
-    assert stack.kafka_proxy is not None
-    stack.kafka_proxy.slice_writes(7)
-    stack.kafka_proxy.reset()
-
-
-async def _kafka_heal(stack: Stack) -> None:
-    assert stack.kafka_proxy is not None
-    stack.kafka_proxy.clear()
-
-
-async def _kafka_hang(stack: Stack) -> None:
-    assert stack.kafka_proxy is not None
-    stack.kafka_proxy.hang()
-
-
 def _proxy_fault(
-    which: str, *, hang: bool = False, reset: bool = False, slice_max: int = 0
+    which: str, *, hang: bool = False, reset: float | None = None, slice_max: int = 0
 ) -> tuple[Fault, Fault]:
-    """A fault on one proxy (``kafka_proxy``, ``pg_proxy``, ``zalo_proxy``) and its clearing."""
+    """A fault on one proxy (``kafka_proxy``, ``pg_proxy``, ``zalo_proxy``) and its clearing:
+    a black hole (``hang``), connections reset (``reset``: 0 once, else every that many
+    seconds), writes sliced into pieces of at most ``slice_max`` bytes."""
 
     resetting: list[asyncio.Task[None]] = []
 
-    async def reset_every_2s(proxy: FaultProxy) -> None:
+    async def keep_resetting(proxy: FaultProxy, every_s: float) -> None:
         while True:
+            await asyncio.sleep(every_s)
             proxy.reset()
-            await asyncio.sleep(2.0)
 
     async def fault(stack: Stack) -> None:
         proxy: FaultProxy = getattr(stack, which)
         if slice_max:
             proxy.slice_writes(slice_max)
-        if reset:
-            resetting.append(asyncio.create_task(reset_every_2s(proxy)))
+        if reset is not None:
+            proxy.reset()
+            if reset > 0:
+                resetting.append(asyncio.create_task(keep_resetting(proxy, reset)))
         if hang:
             proxy.hang()
 
@@ -285,10 +272,12 @@ def _proxy_fault(
     return fault, heal
 
 
+_kafka_hang, _kafka_heal = _proxy_fault("kafka_proxy", hang=True)
+_kafka_resets, _kafka_heal_resets = _proxy_fault("kafka_proxy", reset=0, slice_max=7)
 _pg_hang, _pg_heal = _proxy_fault("pg_proxy", hang=True)
-_pg_resets, _pg_heal_resets = _proxy_fault("pg_proxy", reset=True, slice_max=5)
+_pg_resets, _pg_heal_resets = _proxy_fault("pg_proxy", reset=2.0, slice_max=5)
 _zalo_hang, _zalo_heal = _proxy_fault("zalo_proxy", hang=True)
-_zalo_resets, _zalo_heal_resets = _proxy_fault("zalo_proxy", reset=True, slice_max=7)
+_zalo_resets, _zalo_heal_resets = _proxy_fault("zalo_proxy", reset=2.0, slice_max=7)
 _zalo_down, _zalo_up = _proxy_down("zalo_proxy")
 
 
@@ -450,7 +439,7 @@ SCENARIOS: list[Scenario] = [
         "broker_resets",
         "broker connections reset, writes sliced into ≤7-byte pieces for 10 s",
         fault=_kafka_resets,
-        clear=_kafka_heal,
+        clear=_kafka_heal_resets,
         fault_s=10,
         load_s=18,
     ),
