@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ketnoi_shared.contracts import NewsItem, TopicSpec
 from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker, publish
-from ketnoi_shared.service import consumer_app
+from ketnoi_shared.service import consumer_app, stop_within
 from ketnoi_shared.settings import CommonSettings
 
 
@@ -94,3 +95,69 @@ async def test_consumer_service_probes_and_metrics(
             assert ready.status_code == 503
             assert ready.json()["checks"]["database"] is False
         state["pool"] = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+
+
+async def test_a_stop_lets_the_handler_in_flight_finish_and_commit(
+    kafka_bootstrap: str, topic_name: str
+):
+    """On SIGTERM the handler in flight gets the grace period (half of shutdown_timeout_s)
+    to finish, and its offset is committed before the consumer leaves."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic_name, 1, 1)])
+    await admin.close()
+    settings = CommonSettings(kafka_bootstrap=kafka_bootstrap, shutdown_timeout_s=6)
+    group = "g-" + uuid.uuid4().hex[:6]
+    broker = make_broker(settings, service="stop-test")
+    entered, done = asyncio.Event(), []
+
+    @broker.subscriber(
+        topic_name, group_id=group, ack_policy=CONSUMER_ACK_POLICY, auto_offset_reset="earliest"
+    )
+    async def handle(msg: NewsItem) -> None:
+        entered.set()
+        await asyncio.sleep(1.0)  # still running when the stop begins
+        done.append(msg.item_id)
+
+    producer = make_broker(settings, service="producer")
+    await producer.start()
+    await publish(
+        producer,
+        TopicSpec(topic_name, 1, "source", NewsItem, 3_600_000, "t"),
+        NewsItem(
+            event_id="e1",
+            occurred_at=datetime.now(UTC),
+            correlation_id="c",
+            item_id="1",
+            source_id="s",
+            url="https://x/1",
+            title="Tin",
+        ),
+    )
+    await producer.stop()
+    app = consumer_app(settings, service="stop-test", broker=broker)
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(entered.wait(), 30)
+    assert done == ["1"]  # finished, not cancelled by the stop
+    check = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await check.start()
+    try:
+        assert await check.committed(TopicPartition(topic_name, 0)) == 1
+    finally:
+        await check.stop()
+
+
+async def test_stop_within_gives_up_on_a_stop_that_hangs():
+    finished: list[str] = []
+
+    async def stops() -> None:
+        await asyncio.sleep(0.01)
+        finished.append("stopped")
+
+    assert await stop_within(stops(), 1, what="quick") is True
+    assert finished == ["stopped"]
+    started = asyncio.get_running_loop().time()
+    assert await stop_within(asyncio.Event().wait(), 0.2, what="hangs") is False
+    assert asyncio.get_running_loop().time() - started < 1  # gave up, did not wait on

@@ -471,6 +471,7 @@ class Stack:
         try:
             await asyncio.to_thread(self.procs[name].popen.wait, 30)
         except subprocess.TimeoutExpired:  # a shutdown that hangs (finding 16): as Kubernetes
+            self.notes.append(f"{name} still running 30 s after SIGTERM: SIGKILLed")
             self.kill(name, signal.SIGKILL)
             await asyncio.to_thread(self.procs[name].popen.wait, 10)
         started = time.monotonic()

@@ -482,6 +482,8 @@ def make_broker(
         enable_idempotence=settings.kafka_idempotence,
         client_id=f"ketnoi-{service}",
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        # On stop, handlers in flight get this long to finish before they are cancelled.
+        graceful_timeout=settings.shutdown_timeout_s / 2,
         middlewares=(
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service),
             partial(DeadLetterMiddleware, policy=policy),

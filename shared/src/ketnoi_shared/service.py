@@ -209,7 +209,7 @@ def consumer_app(
             yield
         finally:
             await watchdog.stop()
-            await broker.stop()
+            await stop_within(broker.stop(), settings.shutdown_timeout_s, what="broker")
             if on_shutdown is not None:
                 await on_shutdown()
 
@@ -220,6 +220,28 @@ def consumer_app(
         probes["database"] = db_probe(pool)
     add_probes(app, ReadinessChecks(probes=probes), service=service)
     return app
+
+
+async def stop_within(stopping: Awaitable[None], timeout_s: float, *, what: str) -> bool:
+    """Await ``stopping`` for at most ``timeout_s``; past that, give up on it and say so.
+
+    aiokafka's ``AIOKafkaConsumer.stop()`` first awaits its coordination task, and a
+    coordinator in the middle of a rebalance is waiting for its JoinGroup answer, which the
+    group coordinator holds until every member has rejoined (up to the rebalance timeout,
+    ``max.poll.interval.ms``, 300 s). A SIGTERM at that moment used to keep the process alive
+    until the orchestrator's SIGKILL (reliability finding 16). Giving up is safe: nothing is
+    committed after a handler's side effects are lost, so what was not committed is simply
+    delivered again. Returns whether it stopped in time."""
+    try:
+        await asyncio.wait_for(stopping, timeout_s)
+    except TimeoutError:
+        log.error(  # noqa: TRY400 - the reason is the timeout, not a traceback
+            "did not stop in time; exiting anyway (uncommitted records are delivered again)",
+            what=what,
+            timeout_s=timeout_s,
+        )
+        return False
+    return True
 
 
 def tune_gc() -> None:

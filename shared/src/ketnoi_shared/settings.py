@@ -87,6 +87,13 @@ class CommonSettings(BaseSettings):
         description="A consumer stuck this long (in a rebalance, or not moving while its "
         "partition has records) makes its process exit to be started again.",
     )
+    shutdown_timeout_s: float = Field(
+        default=20.0,
+        description="On SIGTERM a consumer service waits up to half this for its handlers in "
+        "flight, and this in all for its consumers to leave their groups; then it exits anyway "
+        "(what was not committed is delivered again). Keep it under the orchestrator's grace "
+        "period (30 s on Kubernetes).",
+    )
     reconcile_after_s: float = Field(
         default=120.0,
         description="Publish an outbox row again (at most twice) when its effect (an inbox "
