@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -22,6 +21,7 @@ from ketnoi_shared.messaging import (
 from ketnoi_shared.settings import CommonSettings
 
 from .conftest import now_ms, read_topic
+from .support.kafka import committed_offset
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
@@ -181,14 +181,7 @@ async def test_poison_message_retried_then_dead_lettered_and_partition_flows(
     assert second["x-dlq-reason"] == "undecodable"
     assert dlq[1].value == b"\xff not json"
     # The group's committed offset is past everything: a restart re-reads nothing.
-    check = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await check.start()
-    try:
-        assert await check.committed(TopicPartition(topic_name, 0)) == 4
-    finally:
-        await check.stop()
+    assert await committed_offset(kafka_bootstrap, group, topic_name) == 4
 
 
 async def test_transient_failure_is_retried_without_dead_lettering(

@@ -8,13 +8,35 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ketnoi_shared.contracts import NewsItem, TopicSpec
 from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker, publish
 from ketnoi_shared.service import consumer_app, stop_within
 from ketnoi_shared.settings import CommonSettings
+
+from .support.kafka import committed_offset
+
+
+async def publish_news_item(settings: CommonSettings, topic: str, item_id: str) -> None:
+    producer = make_broker(settings, service="producer")
+    await producer.start()
+    try:
+        await publish(
+            producer,
+            TopicSpec(topic, 1, "source", NewsItem, 3_600_000, "t"),
+            NewsItem(
+                event_id=f"e{item_id}",
+                occurred_at=datetime.now(UTC),
+                correlation_id="c",
+                item_id=item_id,
+                source_id="s",
+                url=f"https://x/{item_id}",
+                title="Tin",
+            ),
+        )
+    finally:
+        await producer.stop()
 
 
 async def test_consumer_service_probes_and_metrics(
@@ -61,23 +83,7 @@ async def test_consumer_service_probes_and_metrics(
             ready = await client.get("/readyz")
             assert ready.status_code == 200
             assert ready.json()["checks"] == {"broker": True, "database": True}
-            spec = TopicSpec(topic_name, 1, "source", NewsItem, 3_600_000, "t")
-            producer = make_broker(settings, service="producer")
-            await producer.start()
-            await publish(
-                producer,
-                spec,
-                NewsItem(
-                    event_id="e1",
-                    occurred_at=datetime.now(UTC),
-                    correlation_id="c1",
-                    item_id="42",
-                    source_id="s",
-                    url="https://x/1",
-                    title="Tin",
-                ),
-            )
-            await producer.stop()
+            await publish_news_item(settings, topic_name, "42")
             for _ in range(200):
                 if got:
                     break
@@ -119,34 +125,12 @@ async def test_a_stop_lets_the_handler_in_flight_finish_and_commit(
         await asyncio.sleep(1.0)  # still running when the stop begins
         done.append(msg.item_id)
 
-    producer = make_broker(settings, service="producer")
-    await producer.start()
-    await publish(
-        producer,
-        TopicSpec(topic_name, 1, "source", NewsItem, 3_600_000, "t"),
-        NewsItem(
-            event_id="e1",
-            occurred_at=datetime.now(UTC),
-            correlation_id="c",
-            item_id="1",
-            source_id="s",
-            url="https://x/1",
-            title="Tin",
-        ),
-    )
-    await producer.stop()
+    await publish_news_item(settings, topic_name, "1")
     app = consumer_app(settings, service="stop-test", broker=broker)
     async with app.router.lifespan_context(app):
         await asyncio.wait_for(entered.wait(), 30)
     assert done == ["1"]  # finished, not cancelled by the stop
-    check = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await check.start()
-    try:
-        assert await check.committed(TopicPartition(topic_name, 0)) == 1
-    finally:
-        await check.stop()
+    assert await committed_offset(kafka_bootstrap, group, topic_name) == 1
 
 
 async def test_stop_within_gives_up_on_a_stop_that_hangs():
