@@ -322,6 +322,27 @@ async def test_the_rate_limit_is_taken_in_chunks_and_never_exceeded(
     assert SharedRateLimiter(pool, "x").chunk == 20  # 1/200 of Zalo's 4,000 a minute
 
 
+async def test_zalo_s_remaining_budget_bounds_every_replica(pool: asyncpg.Pool, database_url: str):
+    """X-RateLimit-Remain counts what Zalo counted (other tools of the app too): the limiter
+    holds no more than that, and its next trip to the shared counter tells the others."""
+    await _not_at_the_end_of_a_minute()
+    other = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        a = SharedRateLimiter(pool, "app-remain", per_minute=100, chunk=20)
+        b = SharedRateLimiter(other, "app-remain", per_minute=100, chunk=20)
+        await asyncio.wait_for(a.acquire(), 1)  # a holds 19 more permits of our own count
+        a.observe(3)  # Zalo: 3 calls left this minute (other tools of the app spent the rest)
+        for _ in range(3):
+            await asyncio.wait_for(a.acquire(), 1)
+        for limiter in (a, b):  # 97 + 3: spent, for both replicas
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(limiter.acquire(), 0.3)
+        calls = await pool.fetchval("SELECT max(calls) FROM zalo_rate WHERE app_id = 'app-remain'")
+        assert calls >= 100
+    finally:
+        await other.close()
+
+
 @respx.mock
 async def test_a_spent_retry_budget_settles_the_request_and_says_so(
     delivery: Delivery, pool: asyncpg.Pool, protector: IdentityProtector

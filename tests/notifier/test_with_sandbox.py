@@ -3,6 +3,8 @@ like Zalo): PKCE authorisation, sends recorded, expiry and single-use refresh, t
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,11 +14,14 @@ import stamina
 
 from ketnoi_notifier.authorize import Pkce
 from ketnoi_notifier.delivery import Delivery
+from ketnoi_notifier.ratelimit import SharedRateLimiter
 from ketnoi_notifier.tokens import TokenStore
 from ketnoi_notifier.zalo import ZaloClient
 from ketnoi_sandbox import ManualClock, SandboxSettings, create_sandbox_app
 from ketnoi_shared.contracts import DeliveryStatus, NotifyKind, NotifyRecipient, NotifyRequest
 from ketnoi_shared.identity import IdentityProtector
+
+from .test_delivery import _not_at_the_end_of_a_minute
 
 APP_ID = "1234567890123456789"
 SECRET = "TESTAPPSECRETKEY0001"
@@ -58,11 +63,10 @@ def request(protector: IdentityProtector, request_id: str, text: str) -> NotifyR
     )
 
 
-async def test_authorise_send_expire_refresh_and_window(
-    zalo, pool: asyncpg.Pool, protector: IdentityProtector
-):
-    client, http, clock = zalo
-    # The administrator's authorisation: PKCE code, exchanged for the first pair.
+async def authorised(
+    client: ZaloClient, http: httpx.AsyncClient, pool: asyncpg.Pool, protector: IdentityProtector
+) -> TokenStore:
+    """The administrator's authorisation: PKCE code, exchanged for the first pair, stored."""
     pkce = Pkce.new()
     code = (
         await http.post(
@@ -77,13 +81,25 @@ async def test_authorise_send_expire_refresh_and_window(
         pool=pool, client=client, protector=protector, app_id=APP_ID, app_secret=SECRET
     )
     await tokens.save(OA, pair)
-    delivery = Delivery(pool=pool, client=client, tokens=tokens, protector=protector)
+    return tokens
 
-    # The citizen wrote to the OA: the window is open.
+
+async def citizen_writes(http: httpx.AsyncClient) -> None:
     await http.post(
         "http://openapi.sandbox/sandbox/interactions",
         json={"oa_id": OA, "user_id": USER, "kind": "message"},
     )
+
+
+async def test_authorise_send_expire_refresh_and_window(
+    zalo, pool: asyncpg.Pool, protector: IdentityProtector
+):
+    client, http, clock = zalo
+    tokens = await authorised(client, http, pool, protector)
+    delivery = Delivery(pool=pool, client=client, tokens=tokens, protector=protector)
+
+    # The citizen wrote to the OA: the window is open.
+    await citizen_writes(http)
     assert await delivery.deliver(request(protector, "r1", "Đã tiếp nhận.")) is (
         DeliveryStatus.SENT
     )
@@ -97,10 +113,7 @@ async def test_authorise_send_expire_refresh_and_window(
 
     # 26 hours later the access token has expired: refreshed once (single-use), then sent.
     clock.advance(26 * 3600)
-    await http.post(
-        "http://openapi.sandbox/sandbox/interactions",
-        json={"oa_id": OA, "user_id": USER, "kind": "message"},
-    )
+    await citizen_writes(http)
     assert await delivery.deliver(request(protector, "r2", "Cán bộ sẽ liên hệ.")) is (
         DeliveryStatus.SENT
     )
@@ -117,3 +130,41 @@ async def test_authorise_send_expire_refresh_and_window(
         "SELECT last_error_code FROM notify_ledger WHERE request_id = 'r4'"
     )
     assert reason == -230
+
+
+async def test_a_budget_zalo_says_is_spent_is_waited_out_not_spent_on_minus_32(
+    pool: asyncpg.Pool, protector: IdentityProtector
+):
+    """The sandbox allows 3 calls a minute; our limiter believes in 4,000. After Zalo's
+    X-RateLimit-Remain reaches 0 the next send waits for the next minute (before: it was
+    sent, answered -32, and retried into the same wall)."""
+    await _not_at_the_end_of_a_minute()
+    app = create_sandbox_app(
+        SandboxSettings(
+            app_id=APP_ID, app_secret=SECRET, clock=ManualClock(), rate_limit_per_minute=3
+        )
+    )
+    limiter = SharedRateLimiter(pool, f"app-{uuid.uuid4().hex[:8]}", per_minute=4000)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+        client = ZaloClient(
+            openapi_url="http://openapi.sandbox",
+            oauth_url="http://oauth.sandbox",
+            http=http,
+            on_rate_remain=limiter.observe,
+        )
+        tokens = await authorised(client, http, pool, protector)
+        delivery = Delivery(
+            pool=pool, client=client, tokens=tokens, protector=protector, limiter=limiter
+        )
+        await citizen_writes(http)
+        for i in range(3):
+            sent = await delivery.deliver(request(protector, f"rate-{i}", f"Tin {i}."))
+            assert sent is DeliveryStatus.SENT
+        with pytest.raises(TimeoutError):  # waiting for the next minute, not failing
+            await asyncio.wait_for(delivery.deliver(request(protector, "rate-3", "Tin 3.")), 1)
+        state = (await http.get("http://openapi.sandbox/sandbox/health")).json()
+    assert state["rate_limit_remain"] == 0
+    assert (
+        await pool.fetchval("SELECT last_error_code FROM notify_ledger WHERE request_id = 'rate-3'")
+        is None
+    )  # no -32 was earned

@@ -169,3 +169,33 @@ async def test_user_detail_uses_a_json_data_parameter(client, fixtures_dir: Path
     detail = await client.user_detail("T", user_id=USER)
     assert json.loads(route.calls.last.request.url.params["data"]) == {"user_id": USER}
     assert detail["user_id"] == USER
+
+
+@respx.mock
+async def test_the_remaining_rate_budget_is_reported_on_success_and_on_minus_32(
+    fixtures_dir: Path,
+):
+    seen: list[int] = []
+    client = ZaloClient(openapi_url=OPENAPI, oauth_url=OAUTH, on_rate_remain=seen.append)
+    route = respx.post(f"{OPENAPI}/v3.0/oa/message/cs")
+    route.side_effect = [
+        httpx.Response(
+            200,
+            json=fixture(fixtures_dir, "message_cs_text.response"),
+            headers={"X-RateLimit-Limit": "4000", "X-RateLimit-Remain": "1"},
+        ),
+        httpx.Response(
+            200,
+            json=fixture(fixtures_dir, "rate_limited.error_-32.response"),
+            headers={"X-RateLimit-Remain": "0"},
+        ),
+        httpx.Response(200, json=fixture(fixtures_dir, "message_cs_text.response")),
+    ]
+    try:
+        await client.send_text("T", user_id=USER, text="một")
+        with pytest.raises(RateLimitedError):
+            await client.send_text("T", user_id=USER, text="hai")
+        await client.send_text("T", user_id=USER, text="ba")  # no header: nothing reported
+    finally:
+        await client.aclose()
+    assert seen == [1, 0]

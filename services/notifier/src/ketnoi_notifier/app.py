@@ -114,10 +114,13 @@ def create_app(settings: NotifierSettings) -> FastAPI:
 
     async def start() -> None:
         pool = await state.open()
-        state.client = ZaloClient(
-            openapi_url=settings.zalo_openapi_url, oauth_url=settings.zalo_oauth_url
-        )
         assert settings.zalo_app_id is not None
+        limiter = SharedRateLimiter(pool, settings.zalo_app_id, settings.notifier_rate_per_minute)
+        state.client = ZaloClient(
+            openapi_url=settings.zalo_openapi_url,
+            oauth_url=settings.zalo_oauth_url,
+            on_rate_remain=limiter.observe,
+        )
         assert settings.zalo_app_secret is not None
         tokens = TokenStore(
             pool=pool,
@@ -133,9 +136,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             protector=protector,
             attempts=settings.notifier_send_attempts,
             timeout_s=settings.notifier_send_timeout_s,
-            limiter=SharedRateLimiter(
-                pool, settings.zalo_app_id, settings.notifier_rate_per_minute
-            ),
+            limiter=limiter,
         )
         state.every(15, resume_parked)
 

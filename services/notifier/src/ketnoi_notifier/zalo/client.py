@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,6 +26,8 @@ MAX_TEXT: Final = 2000
 #: Answers of a gateway that timed out waiting for the server: the request may have landed.
 _GATEWAY_TIMEOUTS: Final = frozenset({504})
 _SENTENCE_END: Final = re.compile(r"(?<=[.!?…;])\s+|\n+")
+#: What is left of the app's per-minute budget, on every OA API answer (README §3.1).
+RATE_REMAIN_HEADER: Final = "x-ratelimit-remain"
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -78,8 +81,12 @@ class ZaloClient:
         oauth_url: str = "https://oauth.zaloapp.com",
         http: httpx.AsyncClient | None = None,
         timeout_s: float = 10.0,
+        on_rate_remain: Callable[[int], None] | None = None,
     ) -> None:
         self.openapi_url = openapi_url.rstrip("/")
+        #: Told the ``X-RateLimit-Remain`` of every answer that carries one: the shared rate
+        #: limiter's :meth:`~ketnoi_notifier.ratelimit.SharedRateLimiter.observe`.
+        self.on_rate_remain = on_rate_remain
         self.oauth_url = oauth_url.rstrip("/")
         self._own = http is None
         self.http = http or httpx.AsyncClient(
@@ -110,6 +117,9 @@ class ZaloClient:
             # (found by the reliability harness: a send retried after a 504 reached the citizen
             # twice). As ambiguous as a read timeout: look before sending again.
             raise AmbiguousError(f"HTTP {response.status_code}")
+        remain = response.headers.get(RATE_REMAIN_HEADER, "").strip()
+        if self.on_rate_remain is not None and remain.isdigit():
+            self.on_rate_remain(int(remain))
         if response.status_code == 429 or response.status_code >= 500:
             raise RetryableError(f"HTTP {response.status_code}")
         if response.status_code >= 400:
