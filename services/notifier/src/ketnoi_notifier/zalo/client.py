@@ -84,8 +84,8 @@ class ZaloClient:
         on_rate_remain: Callable[[int], None] | None = None,
     ) -> None:
         self.openapi_url = openapi_url.rstrip("/")
-        #: Told the ``X-RateLimit-Remain`` of every answer that carries one: the shared rate
-        #: limiter's :meth:`~ketnoi_notifier.ratelimit.SharedRateLimiter.observe`.
+        #: Told the ``X-RateLimit-Remain`` of every successful answer that carries one: the
+        #: shared rate limiter's :meth:`~ketnoi_notifier.ratelimit.SharedRateLimiter.observe`.
         self.on_rate_remain = on_rate_remain
         self.oauth_url = oauth_url.rstrip("/")
         self._own = http is None
@@ -117,9 +117,6 @@ class ZaloClient:
             # (found by the reliability harness: a send retried after a 504 reached the citizen
             # twice). As ambiguous as a read timeout: look before sending again.
             raise AmbiguousError(f"HTTP {response.status_code}")
-        remain = response.headers.get(RATE_REMAIN_HEADER, "").strip()
-        if self.on_rate_remain is not None and remain.isdigit():
-            self.on_rate_remain(int(remain))
         if response.status_code == 429 or response.status_code >= 500:
             raise RetryableError(f"HTTP {response.status_code}")
         if response.status_code >= 400:
@@ -135,6 +132,13 @@ class ZaloClient:
             code = int(code)
         if code not in (0, None):
             raise ZaloError.from_code(int(code), str(body.get("message", "")))
+        # Read from answers that succeeded: they keep us from earning a -32. A -32 itself is
+        # retried with backoff within the send's time budget (reliability finding 1); had it
+        # stopped every send until the next minute, a burst of -32 spanning two minutes
+        # would spend that budget and dead-letter acknowledgements.
+        remain = response.headers.get(RATE_REMAIN_HEADER, "").strip()
+        if self.on_rate_remain is not None and remain.isdigit():
+            self.on_rate_remain(int(remain))
         return body
 
     async def _openapi(self, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
