@@ -3,12 +3,11 @@ every notifier replica together: one counter row per app and minute in PostgreSQ
 over the budget waits for the next minute instead of earning a -32.
 
 Zalo's own count wins over ours: every successful answer of the OA API carries
-``X-RateLimit-Remain``,
-which also counts what other users of the same app spent (another tool, a replica whose
-counter row was lost, a budget set higher than Zalo's). The limiter never holds more permits
-than Zalo says remain, and its next trip to the shared counter raises the counter so that no
-more than that remains for anyone: a budget that Zalo says is spent stops every replica until
-the next minute."""
+``X-RateLimit-Remain``, which also counts what other users of the same app spent (another
+tool, a replica whose counter row was lost, a budget set higher than Zalo's). The limiter
+never holds more permits than Zalo says remain, and its next trip to the shared counter raises
+the counter so that no more than that remains for anyone: a budget that Zalo says is spent
+stops every replica until the next minute."""
 
 from __future__ import annotations
 
