@@ -108,6 +108,8 @@ def _cdn_app(cdn: Cdn) -> Starlette:
             return Response(b"late")
         if behaviour == "forever":  # a host that never answers
             await asyncio.sleep(3600)
+        if behaviour == "slow":  # answers the file, a second late
+            await asyncio.sleep(1)
         if behaviour == "endless":
             return StreamingResponse(endless(path), media_type="video/mp4")
         if behaviour == "huge":  # declares its size up front

@@ -8,6 +8,8 @@ import io
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
@@ -25,6 +27,7 @@ from ketnoi_shared.identity import IdentityProtector
 from ketnoi_shared.messaging import encode, ensure_topics, kafka_headers
 
 from ..conftest import now_ms, read_topic
+from ..reliability.faultproxy import FaultProxy
 from .conftest import GPS_IFD, HTML, PDF, TOKEN, Cdn, Events, attachment, jpeg_with_gps
 
 MIB = 1 << 20
@@ -255,6 +258,54 @@ async def test_a_row_that_keeps_killing_its_downloader_is_abandoned(
     row = await pool.fetchrow("SELECT status, error, sealed_url FROM media_objects")
     assert (row["status"], row["error"], row["sealed_url"]) == ("failed", "abandoned", None)
     assert cdn.hits[f"/media/{tag}-a.jpg"] == 0
+
+
+def _postgres_address(database_url: str) -> tuple[str, int] | str:
+    """Where the test database listens: host and port, or the embedded one's Unix socket."""
+    url = urlsplit(database_url)
+    host = parse_qs(url.query).get("host", [url.hostname or "127.0.0.1"])[0]
+    if not host.startswith("/"):
+        return host, url.port or 5432
+    sockets = [p for p in Path(host).glob(".s.PGSQL.*") if not p.name.endswith(".lock")]
+    return str(sockets[0])
+
+
+async def test_a_settle_that_cannot_reach_the_database_is_retried_not_left_to_the_lease(
+    database_url: str, keys: dict[str, str], protector: IdentityProtector, cdn: Cdn, events: Events
+):
+    """Reliability finding 17: a download done while PostgreSQL is unreachable is settled
+    once it is back, not left pending until its lease ends (minutes)."""
+    proxy = await FaultProxy(_postgres_address(database_url)).start()
+    url = urlsplit(database_url)
+    login = url.username + (f":{url.password}" if url.password else "")
+    proxied = f"postgresql://{login}@{proxy.address}{url.path}"
+    pool = await asyncpg.create_pool(proxied, min_size=1, max_size=1)
+    fetcher = Fetcher(attempts=1)
+    worker = MediaWorker(
+        pool=pool,
+        fetcher=fetcher,
+        protector=protector,
+        settings=settings_for("127.0.0.1:9", database_url, keys),
+    )
+    tag = uuid.uuid4().hex[:8]
+    cdn.files[f"slow-{tag}.jpg"] = jpeg_with_gps()
+    event = events.message([attachment("image", cdn.url(f"slow-{tag}.jpg"))])
+    try:
+        await worker.handle(event)
+        assert await worker.run_once(10) == 1  # leased; the download takes a second
+        await proxy.down()  # the database unreachable while it downloads, and after
+        await asyncio.sleep(2.0)
+        await proxy.up()
+        await asyncio.wait_for(worker.drain(), 30)
+        row = await pool.fetchrow(
+            "SELECT status, lease_until, leases FROM media_objects WHERE event_id = $1",
+            event.event_id,
+        )
+    finally:
+        await pool.close()
+        await fetcher.aclose()
+        await proxy.stop()
+    assert (row["status"], row["lease_until"], row["leases"]) == ("stored", None, 1)
 
 
 async def test_a_hanging_url_does_not_hold_up_the_attachments_behind_it(

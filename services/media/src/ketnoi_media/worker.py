@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
+import stamina
 import structlog
 
 from ketnoi_shared.contracts import Attachment, EventKind, ZaloEvent
@@ -45,6 +46,17 @@ CONSUMER: Final = "media"
 MEDIA_KINDS: Final = frozenset({"image", "gif", "video", "audio", "file"})
 
 URL_PURPOSE: Final = "media_url"
+#: Settling a downloaded attachment is retried on these (the database's connection lost,
+#: reset or slow; the statement is idempotent), this many times within this many seconds.
+_SETTLE_RETRY_ON: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+)
+_SETTLE_ATTEMPTS: Final = 8
+_SETTLE_TIMEOUT_S: Final = 30.0
+
 #: A pending row is leased at most this many times (a downloader that keeps dying on it).
 _MAX_LEASES: Final = 3
 
@@ -248,8 +260,15 @@ class MediaWorker:
                 else:
                     outcome = await self._fetch(kind, url)
             try:
-                await self._settle(row["id"], outcome)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                # Retried for a while: the download is done and in memory, and a row whose
+                # settle is given up waits for its lease to end (reliability finding 17: with
+                # PostgreSQL connections reset every 2 s, stored 271 s after its message).
+                async for attempt in stamina.retry_context(
+                    on=_SETTLE_RETRY_ON, attempts=_SETTLE_ATTEMPTS, timeout=_SETTLE_TIMEOUT_S
+                ):
+                    with attempt:
+                        await self._settle(row["id"], outcome)
+            except (*_SETTLE_RETRY_ON, asyncpg.PostgresError) as exc:
                 # The lease ends and the row is taken again: downloaded twice, stored once.
                 log.warning("settling an attachment failed", error=type(exc).__name__)
                 return
