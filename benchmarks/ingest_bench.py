@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,13 +176,10 @@ async def raw_produce(bootstrap: str, n: int) -> tuple[float, float]:
     return sequential, concurrent
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=8000)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-
+@contextlib.contextmanager
+def bench_stack() -> Iterator[tuple[TansuBroker, EmbeddedPostgres, str]]:
+    """An embedded broker with every topic (and ``bench.minimal``) and a migrated embedded
+    PostgreSQL, in a temporary directory: (broker, database, directory)."""
     with tempfile.TemporaryDirectory(prefix="ketnoi-bench-") as tmp:
         broker = TansuBroker(port=free_port()).start()
         pg = EmbeddedPostgres(Path(tmp) / "pg", database="bench").start()
@@ -188,59 +187,79 @@ def main() -> None:
             extra = TopicSpec("bench.minimal", 12, "sender", None, 3_600_000, "benchmark")
             asyncio.run(ensure_topics(broker.bootstrap, [*all_topics(), extra]))
             apply_migrations(pg.url())
-            seq, conc = asyncio.run(raw_produce(broker.bootstrap, args.requests))
-
-            py = sys.executable
-            base_env = {k: v for k, v in os.environ.items() if not k.startswith("KETNOI_")}
-            ingest_env = base_env | {
-                "KETNOI_KAFKA_BOOTSTRAP": broker.bootstrap,
-                "KETNOI_ZALO_OA_SECRET": SECRET,
-                "KETNOI_PSEUDONYM_KEY": generate_pseudonym_key(),
-                "KETNOI_SEAL_KEY": generate_seal_key(),
-                "KETNOI_LOG_LEVEL": "WARNING",
-                "KETNOI_LOG_FORMAT": "json",
-                "KETNOI_DATA_DIR": tmp,
-            }
-            bench = str(HERE / "baseline_servers.py")
-            # name → (argv, extra env, readiness path); the port is added per measurement.
-            servers: dict[str, tuple[list[str], dict[str, str], str]] = {
-                CEILING: ([py, bench, "ceiling"], base_env, "/docs"),
-                MINIMAL: ([py, bench, "minimal"], base_env, "/docs"),
-                "ingest without PostgreSQL (no edge dedup)": (
-                    [py, "-m", "ketnoi_shared", "ingest"],
-                    ingest_env,
-                    "/readyz",
-                ),
-                INGEST: (
-                    [py, "-m", "ketnoi_shared", "ingest"],
-                    ingest_env | {"KETNOI_DATABASE_URL": pg.url()},
-                    "/readyz",
-                ),
-            }
-            names = list(servers)
-            rounds: list[dict[str, Measured]] = []
-            for r in range(args.rounds):
-                results: dict[str, Measured] = {}
-                for name in names[r % len(names) :] + names[: r % len(names)]:
-                    argv, env, ready = servers[name]
-                    port = free_port()
-                    if name in (CEILING, MINIMAL):
-                        argv = [*argv, str(port)] + ([broker.bootstrap] if name == MINIMAL else [])
-                    else:
-                        env = env | {"KETNOI_HTTP_PORT": str(port)}
-                    results[name] = measure(
-                        f"{names.index(name)}r{r}",
-                        argv,
-                        env=env,
-                        port=port,
-                        ready_path=ready,
-                        n=args.requests,
-                        connections=args.connections,
-                    )
-                rounds.append(results)
+            yield broker, pg, tmp
         finally:
             broker.stop()
             pg.stop()
+
+
+def server_table(
+    broker: TansuBroker, pg: EmbeddedPostgres, tmp: str
+) -> dict[str, tuple[list[str], dict[str, str], str]]:
+    """name → (argv, environment, readiness path) of every server measured; the port is added
+    per measurement (an argument of the baselines, ``KETNOI_HTTP_PORT`` for ingest)."""
+    py = sys.executable
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("KETNOI_")}
+    ingest_env = base_env | {
+        "KETNOI_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "KETNOI_ZALO_OA_SECRET": SECRET,
+        "KETNOI_PSEUDONYM_KEY": generate_pseudonym_key(),
+        "KETNOI_SEAL_KEY": generate_seal_key(),
+        "KETNOI_LOG_LEVEL": "WARNING",
+        "KETNOI_LOG_FORMAT": "json",
+        "KETNOI_DATA_DIR": tmp,
+    }
+    bench = str(HERE / "baseline_servers.py")
+    return {
+        CEILING: ([py, bench, "ceiling"], base_env, "/docs"),
+        MINIMAL: ([py, bench, "minimal"], base_env, "/docs"),
+        NO_POSTGRES: ([py, "-m", "ketnoi_shared", "ingest"], ingest_env, "/readyz"),
+        INGEST: (
+            [py, "-m", "ketnoi_shared", "ingest"],
+            ingest_env | {"KETNOI_DATABASE_URL": pg.url()},
+            "/readyz",
+        ),
+    }
+
+
+def command_for(
+    name: str, spec: tuple[list[str], dict[str, str], str], port: int, bootstrap: str
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of server ``name`` listening on ``port``."""
+    argv, env, _ = spec
+    if name in (CEILING, MINIMAL):
+        return [*argv, str(port)] + ([bootstrap] if name == MINIMAL else []), env
+    return argv, env | {"KETNOI_HTTP_PORT": str(port)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=8000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    with bench_stack() as (broker, pg, tmp):
+        seq, conc = asyncio.run(raw_produce(broker.bootstrap, args.requests))
+        servers = server_table(broker, pg, tmp)
+        names = list(servers)
+        rounds: list[dict[str, Measured]] = []
+        for r in range(args.rounds):
+            results: dict[str, Measured] = {}
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                port = free_port()
+                argv, env = command_for(name, servers[name], port, broker.bootstrap)
+                ready = servers[name][2]
+                results[name] = measure(
+                    f"{names.index(name)}r{r}",
+                    argv,
+                    env=env,
+                    port=port,
+                    ready_path=ready,
+                    n=args.requests,
+                    connections=args.connections,
+                )
+            rounds.append(results)
 
     print(
         f"\nIngest benchmark — {args.requests} signed webhooks, {args.connections} "
@@ -288,10 +307,11 @@ def main() -> None:
 CEILING = "ceiling: parse JSON only"
 MINIMAL = "minimal: parse + produce acks=all"
 INGEST = "ingest (verify, seal, edge dedup, acks=all)"
+NO_POSTGRES = "ingest without PostgreSQL (no edge dedup)"
 SHORT = {
     CEILING: "ceiling",
     MINIMAL: "minimal",
-    "ingest without PostgreSQL (no edge dedup)": "ingest-no-PG",
+    NO_POSTGRES: "ingest-no-PG",
     INGEST: "ingest",
 }
 

@@ -7,7 +7,7 @@ aiokafka and the batcher as they run in the server, and how much more each costs
 than in the minimal handler. Figures are µs of server CPU per request (the process's CPU time
 over the load, split in proportion to the samples).
 
-Usage: .venv/bin/python benchmarks/ingest_profile.py [--requests 20000] [--servers minimal,ingest]
+Usage: .venv/bin/python benchmarks/ingest_profile.py [--requests 20000] [--servers minimal,nopg,ingest]
 (needs py-spy, a dev dependency; it attaches to a child process, which may need
 ``CAP_SYS_PTRACE`` or ``kernel.yama.ptrace_scope = 0``)
 """
@@ -31,11 +31,7 @@ sys.path.insert(0, str(HERE))
 import ingest_bench as bench  # noqa: E402
 from loadgen import LoadResult, run_load  # noqa: E402
 
-from ketnoi_shared.contracts import TopicSpec, all_topics  # noqa: E402
-from ketnoi_shared.db import apply_migrations  # noqa: E402
-from ketnoi_shared.identity import generate_pseudonym_key, generate_seal_key  # noqa: E402
-from ketnoi_shared.messaging import ensure_topics  # noqa: E402
-from ketnoi_stack.embedded import EmbeddedPostgres, TansuBroker, free_port  # noqa: E402
+from ketnoi_stack.embedded import free_port  # noqa: E402
 
 #: (label, pattern on the innermost frame), first match wins.
 CATEGORIES = [
@@ -108,55 +104,23 @@ def profile(
     return load, cpu_us, {k: cpu_us * v / total for k, v in counts.items()}, total
 
 
+#: --servers names → the names of ingest_bench's server table.
+SERVERS = {"minimal": bench.MINIMAL, "nopg": bench.NO_POSTGRES, "ingest": bench.INGEST}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--servers", default="minimal,ingest")
+    parser.add_argument("--servers", default="minimal,nopg,ingest", help=", ".join(SERVERS))
     args = parser.parse_args()
-    wanted = args.servers.split(",")
-    with tempfile.TemporaryDirectory(prefix="ketnoi-prof-") as tmp:
-        broker = TansuBroker(port=free_port()).start()
-        pg = EmbeddedPostgres(Path(tmp) / "pg", database="bench").start()
-        try:
-            extra = TopicSpec("bench.minimal", 12, "sender", None, 3_600_000, "benchmark")
-            asyncio.run(ensure_topics(broker.bootstrap, [*all_topics(), extra]))
-            apply_migrations(pg.url())
-            py = sys.executable
-            base = {k: v for k, v in os.environ.items() if not k.startswith("KETNOI_")}
-            results = {}
-            for name in wanted:
-                port = free_port()
-                if name == "minimal":
-                    argv = [
-                        py,
-                        str(HERE / "baseline_servers.py"),
-                        "minimal",
-                        str(port),
-                        broker.bootstrap,
-                    ]
-                    env, ready = base, "/docs"
-                else:
-                    argv, ready = [py, "-m", "ketnoi_shared", "ingest"], "/readyz"
-                    env = (
-                        base
-                        | {
-                            "KETNOI_KAFKA_BOOTSTRAP": broker.bootstrap,
-                            "KETNOI_ZALO_OA_SECRET": bench.SECRET,
-                            "KETNOI_PSEUDONYM_KEY": generate_pseudonym_key(),
-                            "KETNOI_SEAL_KEY": generate_seal_key(),
-                            "KETNOI_LOG_LEVEL": "WARNING",
-                            "KETNOI_LOG_FORMAT": "json",
-                            "KETNOI_DATA_DIR": tmp,
-                            "KETNOI_HTTP_PORT": str(port),
-                        }
-                        | ({"KETNOI_DATABASE_URL": pg.url()} if name == "ingest" else {})
-                    )
-                results[name] = profile(
-                    name, argv, env=env, port=port, ready=ready, n=args.requests
-                )
-        finally:
-            broker.stop()
-            pg.stop()
+    results = {}
+    with bench.bench_stack() as (broker, pg, tmp):
+        table = bench.server_table(broker, pg, tmp)
+        for name in args.servers.split(","):
+            spec = table[SERVERS[name]]
+            port = free_port()
+            argv, env = bench.command_for(SERVERS[name], spec, port, broker.bootstrap)
+            results[name] = profile(name, argv, env=env, port=port, ready=spec[2], n=args.requests)
 
     print(f"\n{args.requests} signed webhooks over 32 connections, {os.cpu_count()} cores")
     for name, (load, cpu_us, _, samples) in results.items():
