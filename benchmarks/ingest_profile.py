@@ -7,7 +7,7 @@ aiokafka and the batcher as they run in the server, and how much more each costs
 than in the minimal handler. Figures are µs of server CPU per request (the process's CPU time
 over the load, split in proportion to the samples).
 
-Usage: .venv/bin/python benchmarks/ingest_profile.py [--requests 20000] [--servers minimal,nopg,ingest]
+Usage: .venv/bin/python benchmarks/ingest_profile.py [--requests N] [--servers minimal,nopg,ingest]
 (needs py-spy, a dev dependency; it attaches to a child process, which may need
 ``CAP_SYS_PTRACE`` or ``kernel.yama.ptrace_scope = 0``)
 """
