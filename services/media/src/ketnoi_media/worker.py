@@ -32,6 +32,7 @@ import structlog
 from ketnoi_shared.contracts import Attachment, EventKind, ZaloEvent
 from ketnoi_shared.db import claim
 from ketnoi_shared.identity import IdentityProtector
+from ketnoi_shared.messaging import is_transient
 
 from .fetch import Fetcher, FetchError, TransientError, url_host
 from .metrics import BYTES, DOWNLOADS, DURATION, IN_FLIGHT, RETRIES
@@ -46,14 +47,9 @@ CONSUMER: Final = "media"
 MEDIA_KINDS: Final = frozenset({"image", "gif", "video", "audio", "file"})
 
 URL_PURPOSE: Final = "media_url"
-#: Settling a downloaded attachment is retried on these (the database's connection lost,
-#: reset or slow; the statement is idempotent), this many times within this many seconds.
-_SETTLE_RETRY_ON: Final = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-)
+#: Settling a downloaded attachment is retried on transient failures (the database's
+#: connection lost, reset or slow; the statement is idempotent), this many times within this
+#: many seconds.
 _SETTLE_ATTEMPTS: Final = 8
 _SETTLE_TIMEOUT_S: Final = 30.0
 
@@ -264,11 +260,11 @@ class MediaWorker:
                 # settle is given up waits for its lease to end (reliability finding 17: with
                 # PostgreSQL connections reset every 2 s, stored 271 s after its message).
                 async for attempt in stamina.retry_context(
-                    on=_SETTLE_RETRY_ON, attempts=_SETTLE_ATTEMPTS, timeout=_SETTLE_TIMEOUT_S
+                    on=is_transient, attempts=_SETTLE_ATTEMPTS, timeout=_SETTLE_TIMEOUT_S
                 ):
                     with attempt:
                         await self._settle(row["id"], outcome)
-            except (*_SETTLE_RETRY_ON, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # The lease ends and the row is taken again: downloaded twice, stored once.
                 log.warning("settling an attachment failed", error=type(exc).__name__)
                 return
