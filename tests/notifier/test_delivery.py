@@ -279,68 +279,50 @@ async def test_two_replicas_resuming_parked_requests_send_each_once(
     assert [r["status"] for r in statuses] == ["sent"] * 5
 
 
-async def _not_at_the_end_of_a_minute() -> None:
-    """The limiter's budget is per calendar minute: start well inside one."""
-    second = datetime.now(UTC).second
-    if second >= 55:
-        await asyncio.sleep(61 - second)
-
-
-async def test_the_shared_rate_limit_holds_across_replicas(pool: asyncpg.Pool, database_url: str):
-    await _not_at_the_end_of_a_minute()
-    other = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        a = SharedRateLimiter(pool, "app", per_minute=5)
-        b = SharedRateLimiter(other, "app", per_minute=5)
-        for limiter in (a, b, a, b, a):
-            await asyncio.wait_for(limiter.acquire(), 1)
-        with pytest.raises(TimeoutError):  # the sixth call this minute waits for the next
-            await asyncio.wait_for(b.acquire(), 0.5)
-    finally:
-        await other.close()
+async def test_the_shared_rate_limit_holds_across_replicas(
+    pool: asyncpg.Pool, replica_pool: asyncpg.Pool
+):
+    a = SharedRateLimiter(pool, "app", per_minute=5)
+    b = SharedRateLimiter(replica_pool, "app", per_minute=5)
+    for limiter in (a, b, a, b, a):
+        await asyncio.wait_for(limiter.acquire(), 1)
+    with pytest.raises(TimeoutError):  # the sixth call this minute waits for the next
+        await asyncio.wait_for(b.acquire(), 0.5)
 
 
 async def test_the_rate_limit_is_taken_in_chunks_and_never_exceeded(
-    pool: asyncpg.Pool, database_url: str
+    pool: asyncpg.Pool, replica_pool: asyncpg.Pool
 ):
-    await _not_at_the_end_of_a_minute()
-    other = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        a = SharedRateLimiter(pool, "app-chunks", per_minute=50, chunk=30)
-        b = SharedRateLimiter(other, "app-chunks", per_minute=50, chunk=30)
-        for _ in range(30):  # one chunk: one round trip for 30 permits
-            await asyncio.wait_for(a.acquire(), 1)
-        for _ in range(20):  # what is left of the minute's budget, not a whole chunk
-            await asyncio.wait_for(b.acquire(), 1)
-        for limiter in (a, b):
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(limiter.acquire(), 0.3)
-        calls = await pool.fetchval("SELECT max(calls) FROM zalo_rate WHERE app_id = 'app-chunks'")
-        assert calls >= 50
-    finally:
-        await other.close()
+    a = SharedRateLimiter(pool, "app-chunks", per_minute=50, chunk=30)
+    b = SharedRateLimiter(replica_pool, "app-chunks", per_minute=50, chunk=30)
+    for _ in range(30):  # one chunk: one round trip for 30 permits
+        await asyncio.wait_for(a.acquire(), 1)
+    for _ in range(20):  # what is left of the minute's budget, not a whole chunk
+        await asyncio.wait_for(b.acquire(), 1)
+    for limiter in (a, b):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(limiter.acquire(), 0.3)
+    calls = await pool.fetchval("SELECT max(calls) FROM zalo_rate WHERE app_id = 'app-chunks'")
+    assert calls >= 50
     assert SharedRateLimiter(pool, "x").chunk == 20  # 1/200 of Zalo's 4,000 a minute
 
 
-async def test_zalo_s_remaining_budget_bounds_every_replica(pool: asyncpg.Pool, database_url: str):
+async def test_zalo_s_remaining_budget_bounds_every_replica(
+    pool: asyncpg.Pool, replica_pool: asyncpg.Pool
+):
     """X-RateLimit-Remain counts what Zalo counted (other tools of the app too): the limiter
     holds no more than that, and its next trip to the shared counter tells the others."""
-    await _not_at_the_end_of_a_minute()
-    other = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    try:
-        a = SharedRateLimiter(pool, "app-remain", per_minute=100, chunk=20)
-        b = SharedRateLimiter(other, "app-remain", per_minute=100, chunk=20)
-        await asyncio.wait_for(a.acquire(), 1)  # a holds 19 more permits of our own count
-        a.observe(3)  # Zalo: 3 calls left this minute (other tools of the app spent the rest)
-        for _ in range(3):
-            await asyncio.wait_for(a.acquire(), 1)
-        for limiter in (a, b):  # 97 + 3: spent, for both replicas
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(limiter.acquire(), 0.3)
-        calls = await pool.fetchval("SELECT max(calls) FROM zalo_rate WHERE app_id = 'app-remain'")
-        assert calls >= 100
-    finally:
-        await other.close()
+    a = SharedRateLimiter(pool, "app-remain", per_minute=100, chunk=20)
+    b = SharedRateLimiter(replica_pool, "app-remain", per_minute=100, chunk=20)
+    await asyncio.wait_for(a.acquire(), 1)  # a holds 19 more permits of our own count
+    a.observe(3)  # Zalo: 3 calls left this minute (other tools of the app spent the rest)
+    for _ in range(3):
+        await asyncio.wait_for(a.acquire(), 1)
+    for limiter in (a, b):  # 97 + 3: spent, for both replicas
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(limiter.acquire(), 0.3)
+    calls = await pool.fetchval("SELECT max(calls) FROM zalo_rate WHERE app_id = 'app-remain'")
+    assert calls >= 100
 
 
 @respx.mock

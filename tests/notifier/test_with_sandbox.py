@@ -21,8 +21,6 @@ from ketnoi_sandbox import ManualClock, SandboxSettings, create_sandbox_app
 from ketnoi_shared.contracts import DeliveryStatus, NotifyKind, NotifyRecipient, NotifyRequest
 from ketnoi_shared.identity import IdentityProtector
 
-from .test_delivery import _not_at_the_end_of_a_minute
-
 APP_ID = "1234567890123456789"
 SECRET = "TESTAPPSECRETKEY0001"
 OA = "4123456789012345678"
@@ -133,12 +131,11 @@ async def test_authorise_send_expire_refresh_and_window(
 
 
 async def test_a_budget_zalo_says_is_spent_is_waited_out_not_spent_on_minus_32(
-    pool: asyncpg.Pool, protector: IdentityProtector
+    pool: asyncpg.Pool, protector: IdentityProtector, inside_a_minute: None
 ):
     """The sandbox allows 3 calls a minute; our limiter believes in 4,000. After Zalo's
     X-RateLimit-Remain reaches 0 the next send waits for the next minute (before: it was
     sent, answered -32, and retried into the same wall)."""
-    await _not_at_the_end_of_a_minute()
     app = create_sandbox_app(
         SandboxSettings(
             app_id=APP_ID, app_secret=SECRET, clock=ManualClock(), rate_limit_per_minute=3
