@@ -8,14 +8,18 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ketnoi_shared.contracts import NewsItem, TopicSpec
-from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, make_broker, publish
+from ketnoi_shared.messaging import CONSUMER_ACK_POLICY, ensure_topics, make_broker, publish
 from ketnoi_shared.service import consumer_app, stop_within
 from ketnoi_shared.settings import CommonSettings
 
 from .support.kafka import committed_offset
+
+
+def news_topic(name: str) -> TopicSpec:
+    """A one-partition topic of news items."""
+    return TopicSpec(name, 1, "source", NewsItem, 3_600_000, "t")
 
 
 async def publish_news_item(settings: CommonSettings, topic: str, item_id: str) -> None:
@@ -24,7 +28,7 @@ async def publish_news_item(settings: CommonSettings, topic: str, item_id: str) 
     try:
         await publish(
             producer,
-            TopicSpec(topic, 1, "source", NewsItem, 3_600_000, "t"),
+            news_topic(topic),
             NewsItem(
                 event_id=f"e{item_id}",
                 occurred_at=datetime.now(UTC),
@@ -42,10 +46,7 @@ async def publish_news_item(settings: CommonSettings, topic: str, item_id: str) 
 async def test_consumer_service_probes_and_metrics(
     kafka_bootstrap: str, database_url: str, topic_name: str
 ):
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic_name, 1, 1)])
-    await admin.close()
+    await ensure_topics(kafka_bootstrap, [news_topic(topic_name)])
     settings = CommonSettings(kafka_bootstrap=kafka_bootstrap, database_url=database_url)
     broker = make_broker(settings, service="probe-test")
     got: list[str] = []
@@ -108,10 +109,7 @@ async def test_a_stop_lets_the_handler_in_flight_finish_and_commit(
 ):
     """On SIGTERM the handler in flight gets the grace period (half of shutdown_timeout_s)
     to finish, and its offset is committed before the consumer leaves."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic_name, 1, 1)])
-    await admin.close()
+    await ensure_topics(kafka_bootstrap, [news_topic(topic_name)])
     settings = CommonSettings(kafka_bootstrap=kafka_bootstrap, shutdown_timeout_s=6)
     group = "g-" + uuid.uuid4().hex[:6]
     broker = make_broker(settings, service="stop-test")
