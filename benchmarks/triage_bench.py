@@ -66,6 +66,11 @@ def classifier(n: int) -> None:
     for p in prepared:
         match_cues(p)
     print(f"  cues only                                  {rate(n, time.perf_counter() - t)}")
+    if engine.gazetteer is not None:
+        t = time.perf_counter()
+        for p in prepared:
+            engine.gazetteer.resolve_text(p.normalized, province_code=engine.province_code)
+        print(f"  {'location only (gazetteer)':<43}{rate(n, time.perf_counter() - t)}")
     prepare.cache_clear()
     t = time.perf_counter()
     for i in range(0, n, 1000):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +66,9 @@ def test_lookups(gaz: Gazetteer) -> None:
         gaz.unit("99999")
 
 
-def test_load_is_cached_and_fast() -> None:
-    started = time.perf_counter()
-    first = Gazetteer.load()
-    assert Gazetteer.load() is first
-    assert time.perf_counter() - started < 5.0  # ~0.5 s on a laptop; generous for CI
+def test_load_is_cached() -> None:
+    # How fast it loads and resolves is measured by benchmarks/triage_bench.py, not here.
+    assert Gazetteer.load() is Gazetteer.load()
 
 
 # -- old and current names in Lâm Đồng ---------------------------------------------------
@@ -401,23 +398,3 @@ def test_generated_files_are_up_to_date(tmp_path: Path) -> None:
     assert main(["--out-dir", str(tmp_path)]) == 0
     assert (tmp_path / DATA_FILE.name).read_bytes() == DATA_FILE.read_bytes()
     assert (tmp_path / DIRECTORY_FILE.name).read_text() == DIRECTORY_FILE.read_text()
-
-
-# -- speed -------------------------------------------------------------------------------
-
-
-def test_resolve_is_fast(gaz: Gazetteer) -> None:
-    texts = [
-        "nha e o tt Di Linh, toi qua bi trom 6 bao ca phe nhan phoi ngoai san, sang day moi "
-        "biet. co dau dep in tren dat, nho cs xuong xem giup",
-        "Sầu riêng sắp thu hoạch mà tuần này rẫy em ở thôn 3 xã Bảo Lâm 1 bị hái trộm 2 đêm "
-        "liền, mỗi đêm mất cả chục trái. Hàng xóm cũng bị.",
-        "Đêm qua nhà em bị mất xe Wave để trong sân, cổng có khóa mà sáng ra thấy ổ khóa bị "
-        "cắt. Em muốn trình báo thì cần mang giấy tờ gì ạ?",
-    ]
-    norms = [normalize(t) for t in texts] * 200
-    started = time.perf_counter()
-    for norm in norms:
-        gaz.resolve_text(norm, province_code=LD)
-    per_message = (time.perf_counter() - started) / len(norms)
-    assert per_message < 500e-6  # ~30 µs on a laptop; generous for shared CI machines
