@@ -112,6 +112,12 @@ def test_load_is_cached() -> None:
         ("đặc khu Phú Quý", "Đặc khu Phú Quý", None),
         ("ở Phú Quý mấy tháng gió chướng có sòng bạc", "Đặc khu Phú Quý", None),
         ("may tiem massage sau cho phuong La Gi", "Phường La Gi", None),
+        # a capitalised name after a market, a crossroads, an industrial park, "gần", "in"
+        ("mất xe ở chợ Nam Ban sáng nay", "Xã Nam Ban Lâm Hà", None),
+        ("ngã tư Nam Ban có tai nạn", "Xã Nam Ban Lâm Hà", None),
+        ("giat dt!!! nga 4 Phu Long", "Phường Hàm Thắng", "Thị trấn Phú Long"),
+        ("nhà nghỉ gần khu công nghiệp Phú Hội", "Xã Đức Trọng", "Xã Phú Hội"),
+        ("fighting outside our hotel in Duc Long", "Phường Tiến Thành", "Phường Đức Long"),
         # a former town or district name standing for the commune that holds its centre
         ("Di Linh", "Xã Di Linh", None),
         ("huyện Bảo Lâm", "Xã Bảo Lâm 1", "Huyện Bảo Lâm"),
@@ -286,6 +292,8 @@ def test_no_commune_named(gaz: Gazetteer, text: str) -> None:
         "da nay la da cuc to",
         "10h sáng nay",
         "sim so dep loc phat 6868",
+        "đưa tiền cho Đức Long rồi",  # "cho" is "to", not "chợ"
+        "quán bida gần bến xe Đức Long",  # a bus company's station, not the old ward
         "Đêm qua nhà em bị mất xe Wave để trong sân, cổng có khóa",
     ],
 )

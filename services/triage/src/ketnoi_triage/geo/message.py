@@ -14,6 +14,7 @@ from .vocabulary import (
     FROM_WORD,
     HAMLET_WORDS,
     HOME_WORDS,
+    LOCATIVE_PAIRS,
     LOCATIVE_WORDS,
     MOVE_WORD,
     OLD_MARKER,
@@ -231,8 +232,15 @@ class Message:
         )
 
     def locative_title(self, start: int, end: int) -> bool:
-        """ "ở Phú Quý": a capitalised name right after "ở"/"tại" is a place."""
-        if not self.word_is(start - 1, LOCATIVE_WORDS):
+        """ "ở Phú Quý", "chợ Nam Ban", "ngã tư Phú Long": a capitalised name right after
+        "ở"/"tại" or a landmark is a place."""
+        if not (
+            self.word_is(start - 1, LOCATIVE_WORDS)
+            or any(
+                self.word_is(start - 2, first) and self.word_is(start - 1, second)
+                for first, second in LOCATIVE_PAIRS
+            )
+        ):
             return False
         written = self.original_span(start, end)
         words = tokenize(written) if written else []

@@ -23,6 +23,7 @@ __all__ = [
     "FROM_WORD",
     "HAMLET_WORDS",
     "HOME_WORDS",
+    "LOCATIVE_PAIRS",
     "LOCATIVE_WORDS",
     "MIDDLE_NAMES",
     "MOVE_WORD",
@@ -138,8 +139,18 @@ AT_WORD: Final = _words("ở*")
 PLATE_WORD: Final = _words("biển*")
 # "Lộc An cũ": the name is a pre-2025 one.
 OLD_MARKER: Final = _words("cũ*")
-# "ở Phú Quý", "tại Hòa Bình": before a capitalised name, a place rather than a phrase.
-LOCATIVE_WORDS: Final = _words("ở*", "tại*", "khu*")
+# "ở Phú Quý", "tại Hòa Bình": before a capitalised name, a place rather than a phrase. So
+# are a market, an industrial park ("KCN") or "near" before it: "chợ Nam Ban", "gần Lộc An",
+# and "in"/"at"/"near" in English ("in Duc Long"). "chợ" counts only with its diacritics:
+# "cho" is "for" ("đưa tiền cho Đức Long").
+LOCATIVE_WORDS: Final = _words("ở*", "tại*", "khu*", "chợ", "gần*", "kcn*", "in*", "at*", "near*")
+# Two-word heads doing the same: a crossroads ("ngã tư Nam Ban", "ngã 4 Phú Long"), an
+# industrial park ("khu công nghiệp Phú Hội"). Not a bus station: "bến xe Đức Long" is a bus
+# company's station in Bảo Lộc, not in the old ward of Đức Long.
+LOCATIVE_PAIRS: Final[tuple[tuple[WordSet, WordSet], ...]] = (
+    (_words("ngã*"), _words("tư* ba* năm* sáu* bảy* 3* 4* 5* 6* 7*")),
+    (_words("công*"), _words("nghiệp*")),
+)
 # "thôn 4 Lộc An", "tổ 12 B'Lao": a hamlet number is followed by its commune's name.
 HAMLET_WORDS: Final = _words("thôn* ấp* tổ* xóm* khu* kp* tdp* buôn* bon* bản đội*")
 # Prefix words that, typed without diacritics, are more often ordinary words ("xa" far,
