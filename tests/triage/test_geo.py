@@ -15,6 +15,7 @@ from vietnam_provinces import ProvinceCode, Ward
 
 from ketnoi_shared.text import normalize
 from ketnoi_triage.geo import DATA_FILE, Gazetteer, PlaceMatch
+from ketnoi_triage.geo.landmarks import LANDMARKS, LandmarkIndex
 
 LD = "68"
 HCM = "79"
@@ -160,6 +161,47 @@ def test_accepts_already_normalised_text(gaz: Gazetteer) -> None:
     match = gaz.resolve_text(norm, province_code=LD)
     assert match is not None
     assert match.ward_name == "Xã Di Linh"
+
+
+# -- landmarks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "ward"),
+    [
+        ("Sáng nay đi chợ Đà Lạt bị rạch túi", "Phường Xuân Hương - Đà Lạt"),
+        ("gan cho Da Lat co nha thuoc nao mo dem ko", "Phường Xuân Hương - Đà Lạt"),
+        ("robbed near the Dalat night market", "Phường Xuân Hương - Đà Lạt"),
+        # the square is named Lâm Viên but lies in the old Phường 10, now Xuân Hương
+        ("vali bỏ ở góc quảng trường Lâm Viên từ sáng", "Phường Xuân Hương - Đà Lạt"),
+        ("villa ben ho Tuyen Lam toi nay co nhom dat bay", "Phường Xuân Hương - Đà Lạt"),
+        ("mất ví ở thung lũng Tình Yêu", "Phường Lâm Viên - Đà Lạt"),
+        # a ward the message names outright wins over a landmark it is near
+        ("nhà em ở phường 8, gần chợ Đà Lạt", "Phường Lâm Viên - Đà Lạt"),
+    ],
+)
+def test_landmarks_name_their_ward(gaz: Gazetteer, text: str, ward: str) -> None:
+    match = where(gaz, text)
+    assert match is not None, text
+    assert (match.ward_name, match.outside_province) == (ward, False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "gửi quà cho Đà Lạt",  # "cho", not "chợ"
+        "sinh viên đại học Đà Lạt bị lừa",  # who, not where
+    ],
+)
+def test_words_that_only_look_like_a_landmark(gaz: Gazetteer, text: str) -> None:
+    assert where(gaz, text) is None, where(gaz, text)
+
+
+def test_every_landmark_is_a_current_unit_of_lam_dong(gaz: Gazetteer) -> None:
+    names = {u.name for u in gaz.units_in_province(LD)}
+    assert set(LANDMARKS) <= names
+    with pytest.raises(ValueError, match="two words"):
+        LandmarkIndex({"Phường Xuân Hương - Đà Lạt": ["chợ"]})
 
 
 # -- ambiguous names ---------------------------------------------------------------------

@@ -96,10 +96,10 @@ def classify(province: str) -> None:
 @click.option(
     "--examples",
     type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="An extra labelled JSONL set to report on, e.g. the shared examples.",
+    multiple=True,
+    help="An extra labelled JSONL set to report on, e.g. the shared examples (repeatable).",
 )
-def eval_(write_to: str | None, examples: str | None) -> None:
+def eval_(write_to: str | None, examples: tuple[str, ...]) -> None:
     """Quality on the held-out split of the corpus (and optional extra sets)."""
     from pathlib import Path  # noqa: PLC0415
 
@@ -109,9 +109,9 @@ def eval_(write_to: str | None, examples: str | None) -> None:
 
     engine = Triage.load(split="train")  # evaluated on messages it has not seen
     reports = [evaluate(engine, load_corpus(split="test"), name="Held-out split of the corpus")]
-    if examples:
-        rows = [json.loads(line) for line in Path(examples).read_text().splitlines() if line]
-        reports.append(evaluate(engine, rows, name=f"Extra set: {Path(examples).name}"))
+    for extra in examples:
+        rows = [json.loads(line) for line in Path(extra).read_text().splitlines() if line]
+        reports.append(evaluate(engine, rows, name=f"Extra set: {Path(extra).name}"))
     text = "\n".join(r.markdown() for r in reports)
     click.echo(text)
     if write_to:

@@ -18,7 +18,10 @@ How a message is read (see also :mod:`ketnoi_triage.geo.index`):
 3. every reading is scored: prefix or not, diacritics that agree, context, "cũ", a common
    phrase ("hòa bình") or a person's name read as such, the caller's province for homonyms;
 4. the best mention wins — more specific first, then the earlier one, and a place the writer
-   says they live in or are going back to ("tôi ở…", "về…") only when nothing else is named.
+   says they live in or are going back to ("tôi ở…", "về…") only when nothing else is named;
+5. a well-known landmark ("chợ Đà Lạt", "quảng trường Lâm Viên", see
+   :mod:`ketnoi_triage.geo.landmarks`) answers when no name was found, or when the name found
+   is part of the landmark's own.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from typing import Any, Final
 from ketnoi_shared.text import NormalizedText, normalize
 
 from .index import KIND_OLDD, KIND_OLDP, KIND_OLDW, Entry, NameIndex
+from .landmarks import Landmark, LandmarkIndex
 from .model import Level, PlaceMatch, ProvinceInfo, UnitInfo
 from .points import PointIndex
 from .resolver import Candidate, resolve
-from .tokens import tokenize
+from .tokens import tokenize, word_runs
 
 __all__ = ["DATA_FILE", "Gazetteer"]
 
@@ -54,6 +58,8 @@ class Gazetteer:
         self._by_province: dict[str, list[UnitInfo]] = {}
         for unit in index.units.values():
             self._by_province.setdefault(unit.province_code, []).append(unit)
+        self._landmarks = LandmarkIndex()
+        self._unit_by_name = {unit.name: unit for unit in index.units.values()}
 
     # -- construction ----------------------------------------------------------------------
 
@@ -111,10 +117,43 @@ class Gazetteer:
         """
         norm = text if isinstance(text, NormalizedText) else normalize(text)
         found = resolve(self._index, norm, province_code)
+        landmark = self._find_landmark(norm)
+        if landmark is not None and (
+            found is None or (found[0].start < landmark[0].end and landmark[0].start < found[0].end)
+        ):
+            return self._landmark_match(landmark, province_code)
         if found is None:
             return None
         cand, msg = found
         return self._match(cand, msg.original_span(cand.start, cand.end), province_code)
+
+    def _find_landmark(self, norm: NormalizedText) -> tuple[Landmark, list[str] | None] | None:
+        folded = tokenize(norm.folded)
+        lower = word_runs(norm.lower)
+        if len(lower) != len(folded):
+            lower = None  # not aligned (unusual characters): compare without diacritics
+        accented = lower if norm.lower != norm.folded else None
+        landmark = self._landmarks.find(folded, accented)
+        return None if landmark is None else (landmark, lower)
+
+    def _landmark_match(
+        self, found: tuple[Landmark, list[str] | None], province_code: str
+    ) -> PlaceMatch:
+        landmark, lower = found
+        unit = self._unit_by_name[landmark.unit_name]
+        matched = " ".join(lower[landmark.start : landmark.end]) if lower is not None else None
+        return PlaceMatch(
+            ward_code=unit.code,
+            ward_name=unit.name,
+            province_code=unit.province_code,
+            province_name=unit.province_name,
+            matched_text=matched,
+            old_name=None,
+            distance_km=None,
+            outside_province=unit.province_code != province_code,
+            confidence=0.8,
+            level="ward",
+        )
 
     def _match(self, cand: Candidate, matched: str | None, province_code: str) -> PlaceMatch:
         entry, index = cand.entry, self._index
