@@ -116,8 +116,9 @@ class Gazetteer:
         give None.
         """
         norm = text if isinstance(text, NormalizedText) else normalize(text)
-        found = resolve(self._index, norm, province_code)
-        landmark = self._find_landmark(norm)
+        folded = tokenize(norm.folded)
+        found = resolve(self._index, norm, province_code, folded)
+        landmark = self._find_landmark(norm, folded)
         if landmark is not None and (
             found is None or (found[0].start < landmark[0].end and landmark[0].start < found[0].end)
         ):
@@ -127,14 +128,18 @@ class Gazetteer:
         cand, msg = found
         return self._match(cand, msg.original_span(cand.start, cand.end), province_code)
 
-    def _find_landmark(self, norm: NormalizedText) -> tuple[Landmark, list[str] | None] | None:
-        folded = tokenize(norm.folded)
-        lower = word_runs(norm.lower)
-        if len(lower) != len(folded):
-            lower = None  # not aligned (unusual characters): compare without diacritics
-        accented = lower if norm.lower != norm.folded else None
-        landmark = self._landmarks.find(folded, accented)
-        return None if landmark is None else (landmark, lower)
+    def _find_landmark(
+        self, norm: NormalizedText, folded: list[str]
+    ) -> tuple[Landmark, list[str] | None] | None:
+        def lower() -> list[str] | None:
+            words = word_runs(norm.lower)
+            # Not aligned (unusual characters): compared without diacritics.
+            return words if len(words) == len(folded) else None
+
+        landmark = self._landmarks.find(
+            folded, lower if norm.lower != norm.folded else lambda: None
+        )
+        return None if landmark is None else (landmark, lower())
 
     def _landmark_match(
         self, found: tuple[Landmark, list[str] | None], province_code: str

@@ -15,7 +15,7 @@ diacritics the first word must carry the landmark's own: "cho Đà Lạt" is "fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple
 
 from ketnoi_shared.text import fold
@@ -100,9 +100,12 @@ class LandmarkIndex:
         for options in self._by_first.values():
             options.sort(key=lambda o: -len(o[0]))  # the longest name first
 
-    def find(self, folded: Sequence[str], lower: Sequence[str] | None) -> Landmark | None:
-        """The first landmark named in a message: its folded tokens and, for a message
-        written with diacritics, its tokens as written (aligned with the folded ones)."""
+    def find(
+        self, folded: Sequence[str], lower: Callable[[], Sequence[str] | None]
+    ) -> Landmark | None:
+        """The first landmark named in a message: its folded tokens and, called only when a
+        landmark's words are there, its tokens as written if they carry diacritics (aligned
+        with the folded ones; None otherwise)."""
         by_first = self._by_first
         for i, tok in enumerate(folded):
             options = by_first.get(tok)
@@ -111,7 +114,8 @@ class LandmarkIndex:
             for name, head, unit_name in options:
                 if tuple(folded[i : i + len(name)]) != name:
                     continue
-                if lower is not None and split_tone(lower[i]) != split_tone(head):
+                written = lower()  # rare: a landmark's words are there
+                if written is not None and split_tone(written[i]) != split_tone(head):
                     continue  # "cho Đà Lạt": the head word spelled as another word
                 return Landmark(i, i + len(name), unit_name)
         return None

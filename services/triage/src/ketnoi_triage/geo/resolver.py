@@ -52,10 +52,11 @@ class Candidate(NamedTuple):
 
 
 def resolve(
-    index: NameIndex, norm: NormalizedText, province_code: str
+    index: NameIndex, norm: NormalizedText, province_code: str, toks: list[str] | None = None
 ) -> tuple[Candidate, Message] | None:
-    """The best place mention of a normalised message, or None."""
-    toks = tokenize(norm.folded)
+    """The best place mention of a normalised message (``toks``: its folded text already
+    tokenised), or None."""
+    toks = tokenize(norm.folded) if toks is None else toks
     hits = scan(index, toks)
     if not hits:
         return None
