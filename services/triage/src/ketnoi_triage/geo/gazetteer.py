@@ -147,17 +147,12 @@ class Gazetteer:
         landmark, lower = found
         unit = self._unit_by_name[landmark.unit_name]
         matched = " ".join(lower[landmark.start : landmark.end]) if lower is not None else None
-        return PlaceMatch(
-            ward_code=unit.code,
-            ward_name=unit.name,
-            province_code=unit.province_code,
-            province_name=unit.province_name,
+        return _unit_match(
+            unit,
             matched_text=matched,
-            old_name=None,
             distance_km=None,
             outside_province=unit.province_code != province_code,
             confidence=0.8,
-            level="ward",
         )
 
     def _match(self, cand: Candidate, matched: str | None, province_code: str) -> PlaceMatch:
@@ -209,17 +204,35 @@ class Gazetteer:
         unit, distance, radius = found
         if distance > radius:
             return None
-        return PlaceMatch(
-            ward_code=unit.code,
-            ward_name=unit.name,
-            province_code=unit.province_code,
-            province_name=unit.province_name,
+        return _unit_match(
+            unit,
             matched_text=None,
-            old_name=None,
             distance_km=round(distance, 3),
             outside_province=province_code is not None and unit.province_code != province_code,
             confidence=round(max(0.3, 1.0 - 0.7 * distance / radius), 3),
         )
+
+
+def _unit_match(
+    unit: UnitInfo,
+    *,
+    matched_text: str | None,
+    distance_km: float | None,
+    outside_province: bool,
+    confidence: float,
+) -> PlaceMatch:
+    """A match on a current unit itself (a landmark, a point), with no old name."""
+    return PlaceMatch(
+        ward_code=unit.code,
+        ward_name=unit.name,
+        province_code=unit.province_code,
+        province_name=unit.province_name,
+        matched_text=matched_text,
+        old_name=None,
+        distance_km=distance_km,
+        outside_province=outside_province,
+        confidence=confidence,
+    )
 
 
 @lru_cache(maxsize=4)
