@@ -258,6 +258,7 @@ def test_split_old_commune_lists_the_other_unit(gaz: Gazetteer) -> None:
         ("quận 1 TP HCM", HCM, "district"),
         ("phường Bến Thành", HCM, "ward"),
         ("phòng trọ của con gái tôi ở Nha Trang bị trộm", "56", "district"),
+        ("me e di cho Phan Rang bi 1 ba doi cho cai nhan vang", "56", "district"),
         ("bi giat tui o Quan 3 Sai Gon, e o Bao Loc ko biet lam sao", HCM, "district"),
         ("e bi moc dt tren xe buyt o Sai Gon tuan truoc, gio ve Di Linh roi", HCM, "province"),
         ("công ty ở Cầu Giấy, Hà Nội lừa em 120 triệu, em ở Lâm Đồng", "01", "district"),

@@ -47,6 +47,8 @@ _ALIAS_TYPE_PREFIXES = (
 )
 # Well-known alternative names of a current province that neither package lists.
 _EXTRA_PROVINCE_ALIASES = {"79": ["Sài Gòn", "hcmc", "tphcm"], "01": ["tphn"]}
+# The one pre-2025 city with a double name is called by either half ("ra Phan Rang").
+_EXTRA_DISTRICT_ALIASES = {"Phan Rang - Tháp Chàm": ["phan rang", "thap cham"]}
 
 
 def _clean_name(name: str) -> str:
@@ -276,7 +278,8 @@ class _Legacy:
                         round(row["districtLat"], 5),
                         round(row["districtLon"], 5),
                         None,  # representative current unit, filled below
-                        _aliases(_json_list(row["districtAlias"]), row["districtShort"], segmenter),
+                        _aliases(_json_list(row["districtAlias"]), row["districtShort"], segmenter)
+                        + _EXTRA_DISTRICT_ALIASES.get(_clean_name(row["districtShort"]), []),
                     ]
                 )
             if row["ward"] is None:
