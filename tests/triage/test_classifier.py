@@ -14,6 +14,7 @@ from ketnoi_triage.classify import TriageModel, load_corpus
 from ketnoi_triage.classify.fastvec import CachedCharWB, FastWords
 from ketnoi_triage.classify.features import match_cues, prepare
 from ketnoi_triage.classify.taxonomy import SUBCATEGORIES
+from ketnoi_triage.engine import Triage
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +153,18 @@ def test_fast_transforms_equal_sklearn(model: TriageModel):
     ):
         assert reference.shape == fast.shape
         assert abs(reference - fast).max() < 1e-6
+
+
+def test_the_explanation_names_the_place_and_why(engine: Triage) -> None:
+    old, landmark = engine.classify_many(
+        [
+            "mất xe máy ở tt Di Linh đêm qua",
+            "Có 1 cái vali bỏ ở góc quảng trường Lâm Viên từ sáng không ai nhận",
+        ]
+    )
+    assert "Địa điểm: Xã Di Linh (tên cũ: Thị trấn Di Linh" in old.explanation
+    assert landmark.location is not None
+    assert landmark.location["ward_name"] == "Phường Xuân Hương - Đà Lạt"
+    assert landmark.explanation.endswith(
+        "Địa điểm: Phường Xuân Hương - Đà Lạt (theo địa danh «quảng trường Lâm Viên»)."
+    )

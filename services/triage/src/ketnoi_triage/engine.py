@@ -120,6 +120,8 @@ class Triage:
             place = ", ".join(p for p in (match.ward_name, match.province_name) if p)
             return None, True, f"{place} (ngoài tỉnh)"
         where = match.ward_name + (f" (tên cũ: {match.old_name})" if match.old_name else "")
+        if match.landmark:
+            where += f" (theo địa danh «{match.landmark}»)"
         return (
             {
                 "ward_code": match.ward_code,

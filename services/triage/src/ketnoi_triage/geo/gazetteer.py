@@ -153,6 +153,7 @@ class Gazetteer:
             distance_km=None,
             outside_province=unit.province_code != province_code,
             confidence=0.8,
+            landmark=landmark.name,
         )
 
     def _match(self, cand: Candidate, matched: str | None, province_code: str) -> PlaceMatch:
@@ -220,6 +221,7 @@ def _unit_match(
     distance_km: float | None,
     outside_province: bool,
     confidence: float,
+    landmark: str | None = None,
 ) -> PlaceMatch:
     """A match on a current unit itself (a landmark, a point), with no old name."""
     return PlaceMatch(
@@ -232,6 +234,7 @@ def _unit_match(
         distance_km=distance_km,
         outside_province=outside_province,
         confidence=confidence,
+        landmark=landmark,
     )
 
 

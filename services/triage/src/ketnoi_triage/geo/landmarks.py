@@ -82,21 +82,22 @@ class Landmark(NamedTuple):
     start: int  # first token
     end: int
     unit_name: str
+    name: str  # as the table spells it
 
 
 class LandmarkIndex:
     """The landmarks of :data:`LANDMARKS` as token sequences, found in one pass."""
 
     def __init__(self, table: dict[str, Iterable[str]] = LANDMARKS) -> None:
-        # first folded token → (folded tokens, the first word as spelled, unit name)
-        self._by_first: dict[str, list[tuple[tuple[str, ...], str, str]]] = {}
+        # first folded token → (folded tokens, the first word as spelled, unit name, name)
+        self._by_first: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {}
         for unit_name, names in table.items():
             for name in names:
                 toks = tuple(tokenize(fold(name.lower())))
                 if len(toks) < 2:
                     raise ValueError(f"a landmark needs two words or more: {name!r}")
                 head = word_runs(name.lower())[0]
-                self._by_first.setdefault(toks[0], []).append((toks, head, unit_name))
+                self._by_first.setdefault(toks[0], []).append((toks, head, unit_name, name))
         for options in self._by_first.values():
             options.sort(key=lambda o: -len(o[0]))  # the longest name first
 
@@ -111,11 +112,11 @@ class LandmarkIndex:
             options = by_first.get(tok)
             if options is None:
                 continue
-            for name, head, unit_name in options:
-                if tuple(folded[i : i + len(name)]) != name:
+            for toks, head, unit_name, name in options:
+                if tuple(folded[i : i + len(toks)]) != toks:
                     continue
                 written = lower()  # rare: a landmark's words are there
                 if written is not None and split_tone(written[i]) != split_tone(head):
                     continue  # "cho Đà Lạt": the head word spelled as another word
-                return Landmark(i, i + len(name), unit_name)
+                return Landmark(i, i + len(toks), unit_name, name)
         return None

@@ -61,3 +61,4 @@ class PlaceMatch:
     confidence: float
     level: Level = "ward"
     alternatives: tuple[str, ...] = ()
+    landmark: str | None = None  # the well-known place the match came from ("chợ Đà Lạt")
