@@ -166,5 +166,5 @@ def test_the_explanation_names_the_place_and_why(engine: Triage) -> None:
     assert landmark.location is not None
     assert landmark.location["ward_name"] == "Phường Xuân Hương - Đà Lạt"
     assert landmark.explanation.endswith(
-        "Địa điểm: Phường Xuân Hương - Đà Lạt (theo địa danh «quảng trường Lâm Viên»)."
+        "Địa điểm: Phường Xuân Hương - Đà Lạt (xác định theo địa danh «quảng trường Lâm Viên»)."
     )

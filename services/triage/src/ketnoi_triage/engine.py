@@ -121,7 +121,7 @@ class Triage:
             return None, True, f"{place} (ngoài tỉnh)"
         where = match.ward_name + (f" (tên cũ: {match.old_name})" if match.old_name else "")
         if match.landmark:
-            where += f" (theo địa danh «{match.landmark}»)"
+            where += f" (xác định theo địa danh «{match.landmark}»)"
         return (
             {
                 "ward_code": match.ward_code,
