@@ -35,11 +35,11 @@ from typing import Any, Final
 from ketnoi_shared.text import NormalizedText, normalize
 
 from .index import KIND_OLDD, KIND_OLDP, KIND_OLDW, Entry, NameIndex
-from .landmarks import Landmark, LandmarkIndex
+from .landmarks import LANDMARKS, Landmark, LandmarkIndex
 from .model import Level, PlaceMatch, ProvinceInfo, UnitInfo
 from .points import PointIndex
 from .resolver import Candidate, resolve
-from .tokens import tokenize, word_runs
+from .tokens import tokenize
 
 __all__ = ["DATA_FILE", "Gazetteer"]
 
@@ -59,7 +59,7 @@ class Gazetteer:
         for unit in index.units.values():
             self._by_province.setdefault(unit.province_code, []).append(unit)
         self._landmarks = LandmarkIndex()
-        self._unit_by_name = {unit.name: unit for unit in index.units.values()}
+        self._landmark_units = {u.name: u for u in index.units.values() if u.name in LANDMARKS}
 
     # -- construction ----------------------------------------------------------------------
 
@@ -118,9 +118,9 @@ class Gazetteer:
         norm = text if isinstance(text, NormalizedText) else normalize(text)
         folded = tokenize(norm.folded)
         found = resolve(self._index, norm, province_code, folded)
-        landmark = self._find_landmark(norm, folded)
+        landmark = self._landmarks.find(norm, folded)
         if landmark is not None and (
-            found is None or (found[0].start < landmark[0].end and landmark[0].start < found[0].end)
+            found is None or (found[0].start < landmark.end and landmark.start < found[0].end)
         ):
             return self._landmark_match(landmark, province_code)
         if found is None:
@@ -128,28 +128,11 @@ class Gazetteer:
         cand, msg = found
         return self._match(cand, msg.original_span(cand.start, cand.end), province_code)
 
-    def _find_landmark(
-        self, norm: NormalizedText, folded: list[str]
-    ) -> tuple[Landmark, list[str] | None] | None:
-        def lower() -> list[str] | None:
-            words = word_runs(norm.lower)
-            # Not aligned (unusual characters): compared without diacritics.
-            return words if len(words) == len(folded) else None
-
-        landmark = self._landmarks.find(
-            folded, lower if norm.lower != norm.folded else lambda: None
-        )
-        return None if landmark is None else (landmark, lower())
-
-    def _landmark_match(
-        self, found: tuple[Landmark, list[str] | None], province_code: str
-    ) -> PlaceMatch:
-        landmark, lower = found
-        unit = self._unit_by_name[landmark.unit_name]
-        matched = " ".join(lower[landmark.start : landmark.end]) if lower is not None else None
+    def _landmark_match(self, landmark: Landmark, province_code: str) -> PlaceMatch:
+        unit = self._landmark_units[landmark.unit_name]
         return _unit_match(
             unit,
-            matched_text=matched,
+            matched_text=landmark.written,
             distance_km=None,
             outside_province=unit.province_code != province_code,
             confidence=0.8,

@@ -15,10 +15,10 @@ diacritics the first word must carry the landmark's own: "cho Đà Lạt" is "fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
 
-from ketnoi_shared.text import fold
+from ketnoi_shared.text import NormalizedText, fold
 
 from .tokens import split_tone, tokenize, word_runs
 
@@ -83,6 +83,7 @@ class Landmark(NamedTuple):
     end: int
     unit_name: str
     name: str  # as the table spells it
+    written: str | None  # as the message writes it (None when its words do not align)
 
 
 class LandmarkIndex:
@@ -101,22 +102,23 @@ class LandmarkIndex:
         for options in self._by_first.values():
             options.sort(key=lambda o: -len(o[0]))  # the longest name first
 
-    def find(
-        self, folded: Sequence[str], lower: Callable[[], Sequence[str] | None]
-    ) -> Landmark | None:
-        """The first landmark named in a message: its folded tokens and, called only when a
-        landmark's words are there, its tokens as written if they carry diacritics (aligned
-        with the folded ones; None otherwise)."""
-        by_first = self._by_first
+    def find(self, norm: NormalizedText, folded: Sequence[str]) -> Landmark | None:
+        """The first landmark named in a message, given with its folded tokens."""
+        written: list[str] | None = None  # the words as written: read once, and only here
         for i, tok in enumerate(folded):
-            options = by_first.get(tok)
+            options = self._by_first.get(tok)
             if options is None:
                 continue
             for toks, head, unit_name, name in options:
-                if tuple(folded[i : i + len(toks)]) != toks:
+                end = i + len(toks)
+                if tuple(folded[i:end]) != toks:
                     continue
-                written = lower()  # rare: a landmark's words are there
-                if written is not None and split_tone(written[i]) != split_tone(head):
+                if written is None:
+                    written = word_runs(norm.lower)
+                aligned = len(written) == len(folded)
+                accented = norm.lower != norm.folded
+                if aligned and accented and split_tone(written[i]) != split_tone(head):
                     continue  # "cho Đà Lạt": the head word spelled as another word
-                return Landmark(i, i + len(toks), unit_name, name)
+                span = " ".join(written[i:end]) if aligned else None
+                return Landmark(i, end, unit_name, name, span)
         return None
