@@ -213,6 +213,7 @@ def server_table(
     return {
         CEILING: ([py, bench, "ceiling"], base_env, "/docs"),
         MINIMAL: ([py, bench, "minimal"], base_env, "/docs"),
+        FLOOR: ([py, bench, "floor"], ingest_env, "/docs"),
         NO_POSTGRES: ([py, "-m", "ketnoi_shared", "ingest"], ingest_env, "/readyz"),
         INGEST: (
             [py, "-m", "ketnoi_shared", "ingest"],
@@ -227,8 +228,8 @@ def command_for(
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and environment of server ``name`` listening on ``port``."""
     argv, env, _ = spec
-    if name in (CEILING, MINIMAL):
-        return [*argv, str(port)] + ([bootstrap] if name == MINIMAL else []), env
+    if name in (CEILING, MINIMAL, FLOOR):
+        return [*argv, str(port)] + ([bootstrap] if name != CEILING else []), env
     return argv, env | {"KETNOI_HTTP_PORT": str(port)}
 
 
@@ -306,11 +307,13 @@ def main() -> None:
 
 CEILING = "ceiling: parse JSON only"
 MINIMAL = "minimal: parse + produce acks=all"
+FLOOR = "floor: + verify, seal, contract by hand"
 INGEST = "ingest (verify, seal, edge dedup, acks=all)"
 NO_POSTGRES = "ingest without PostgreSQL (no edge dedup)"
 SHORT = {
     CEILING: "ceiling",
     MINIMAL: "minimal",
+    FLOOR: "floor",
     NO_POSTGRES: "ingest-no-PG",
     INGEST: "ingest",
 }

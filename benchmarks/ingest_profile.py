@@ -46,6 +46,7 @@ CATEGORIES = [
     ("json, hashing, crypto", r"json/|hmac|hashlib|cryptography|secrets"),
     ("asyncio (Python part: futures, gather)", r"asyncio/"),
     ("metrics, logging", r"prometheus|structlog|logging/"),
+    ("the baseline servers' own handlers", r"baseline_servers"),
 ]
 
 
@@ -105,13 +106,18 @@ def profile(
 
 
 #: --servers names → the names of ingest_bench's server table.
-SERVERS = {"minimal": bench.MINIMAL, "nopg": bench.NO_POSTGRES, "ingest": bench.INGEST}
+SERVERS = {
+    "minimal": bench.MINIMAL,
+    "floor": bench.FLOOR,
+    "nopg": bench.NO_POSTGRES,
+    "ingest": bench.INGEST,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--servers", default="minimal,nopg,ingest", help=", ".join(SERVERS))
+    parser.add_argument("--servers", default="minimal,floor,nopg,ingest", help=", ".join(SERVERS))
     args = parser.parse_args()
     results = {}
     with bench.bench_stack() as (broker, pg, tmp):
