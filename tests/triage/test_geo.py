@@ -119,6 +119,10 @@ def test_load_is_cached() -> None:
         ("giat dt!!! nga 4 Phu Long", "Phường Hàm Thắng", "Thị trấn Phú Long"),
         ("nhà nghỉ gần khu công nghiệp Phú Hội", "Xã Đức Trọng", "Xã Phú Hội"),
         ("fighting outside our hotel in Duc Long", "Phường Tiến Thành", "Phường Đức Long"),
+        ("dang co thang cam dao chem ng o cho Nam Ban", "Xã Nam Ban Lâm Hà", None),
+        # a one-letter prefix after a hamlet's number ("10h" is an hour, "thôn 2 x." is not)
+        ("cam dao phay chui nhau, thon 2 x.Quang Hoa", "Xã Quảng Hòa", None),
+        ("luc 10h o thon 4 x. Truong Xuan", "Xã Trường Xuân", None),
         # a former town or district name standing for the commune that holds its centre
         ("Di Linh", "Xã Di Linh", None),
         ("huyện Bảo Lâm", "Xã Bảo Lâm 1", "Huyện Bảo Lâm"),
@@ -176,6 +180,9 @@ def test_accepts_already_normalised_text(gaz: Gazetteer) -> None:
         ("vali bỏ ở góc quảng trường Lâm Viên từ sáng", "Phường Xuân Hương - Đà Lạt"),
         ("villa ben ho Tuyen Lam toi nay co nhom dat bay", "Phường Xuân Hương - Đà Lạt"),
         ("mất ví ở thung lũng Tình Yêu", "Phường Lâm Viên - Đà Lạt"),
+        ("I lost my passport near the night market in Da Lat", "Phường Xuân Hương - Đà Lạt"),
+        # not the former province of Hòa Bình
+        ("mấy đứa nhỏ xin tiền ở khu Hòa Bình Đà Lạt", "Phường Xuân Hương - Đà Lạt"),
         # a ward the message names outright wins over a landmark it is near
         ("nhà em ở phường 8, gần chợ Đà Lạt", "Phường Lâm Viên - Đà Lạt"),
     ],
@@ -338,6 +345,8 @@ def test_no_commune_named(gaz: Gazetteer, text: str) -> None:
         "đưa tiền cho Đức Long rồi",  # "cho" is "to", not "chợ"
         "quán bida gần bến xe Đức Long",  # a bus company's station, not the old ward
         "Đêm qua nhà em bị mất xe Wave để trong sân, cổng có khóa",
+        "con toi bi danh gay 1 cai rang",  # a tooth, not Cái Răng in Cần Thơ
+        "5p nua em toi",
     ],
 )
 def test_ordinary_sentences_name_no_place(gaz: Gazetteer, text: str) -> None:

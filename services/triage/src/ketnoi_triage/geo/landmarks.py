@@ -40,6 +40,12 @@ LANDMARKS: Final[dict[str, tuple[str, ...]]] = {
         "Da Lat market",
         "Dalat night market",
         "Da Lat night market",
+        "night market in Da Lat",
+        "night market in Dalat",
+        # the town centre around the Hòa Bình cinema (Phường 1); named with the city, since
+        # other places have a "khu Hòa Bình" too
+        "khu Hòa Bình Đà Lạt",
+        "khu Hòa Bình Dalat",
         "hồ Xuân Hương",
         "Xuan Huong lake",
         # Phường 10

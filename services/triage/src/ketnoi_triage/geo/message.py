@@ -168,9 +168,15 @@ class Message:
 
     def prefix_ok(self, prefix: Prefix, pstart: int) -> bool:
         """A unit prefix as written: an accented prefix word must carry its own diacritics
-        or, in a text typed without diacritics, none; one-letter prefixes are not "10h"."""
+        or, in a text typed without diacritics, none; a one-letter prefix glued to a number
+        is not one ("10h", "5p"), after a spaced number it is ("thôn 2 x.Quảng Hòa")."""
         toks = self.toks
-        if len(prefix.tokens[0]) == 1 and pstart > 0 and toks[pstart - 1].isdigit():
+        if (
+            len(prefix.tokens[0]) == 1
+            and pstart > 0
+            and toks[pstart - 1].isdigit()
+            and f"{toks[pstart - 1]}{toks[pstart]}" in self.norm.folded
+        ):
             return False
         if prefix.accented is None or self.norm.lower == self.norm.folded:
             return True

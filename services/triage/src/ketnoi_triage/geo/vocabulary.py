@@ -145,11 +145,14 @@ OLD_MARKER: Final = _words("cũ*")
 # "cho" is "for" ("đưa tiền cho Đức Long").
 LOCATIVE_WORDS: Final = _words("ở*", "tại*", "khu*", "chợ", "gần*", "kcn*", "in*", "at*", "near*")
 # Two-word heads doing the same: a crossroads ("ngã tư Nam Ban", "ngã 4 Phú Long"), an
-# industrial park ("khu công nghiệp Phú Hội"). Not a bus station: "bến xe Đức Long" is a bus
-# company's station in Bảo Lộc, not in the old ward of Đức Long.
+# industrial park ("khu công nghiệp Phú Hội"), a market after "ở" ("o cho Nam Ban"). Not a
+# bus station: "bến xe Đức Long" is a bus company's station in Bảo Lộc, not in the old ward
+# of Đức Long.
 LOCATIVE_PAIRS: Final[tuple[tuple[WordSet, WordSet], ...]] = (
     (_words("ngã*"), _words("tư* ba* năm* sáu* bảy* 3* 4* 5* 6* 7*")),
     (_words("công*"), _words("nghiệp*")),
+    # "o cho Nam Ban": after "ở"/"tại"/"gần", "cho" typed without diacritics is "chợ".
+    (_words("ở* tại* gần*"), _words("chợ*")),
 )
 # "thôn 4 Lộc An", "tổ 12 B'Lao": a hamlet number is followed by its commune's name.
 HAMLET_WORDS: Final = _words("thôn* ấp* tổ* xóm* khu* kp* tdp* buôn* bon* bản đội*")
@@ -172,7 +175,7 @@ hòa hảo, bình đẳng, công bằng, dân chủ, trường sơn, thanh niên
 cửa bắc, thanh long, nam bộ, bắc bộ, trung bộ, miền nam, miền bắc, miền trung, lộc phát,
 phát lộc, tài lộc, phúc lộc, rừng thông, ban công, liên quan, biên giới, thể dục, kiến thiết,
 đồng ý, cầu đất, vĩnh cửu, tiền hải, tam nông, bình giang, kim sơn, gia đình, đồng hồ,
-vẫn còn, tiến tới
+vẫn còn, tiến tới, cái răng
 """
 COMMON_PHRASES: Final[dict[str, str]] = {
     fold(p.strip()): p.strip() for p in _PHRASES.split(",") if p.strip()
