@@ -41,6 +41,21 @@ def cue_names(text: str) -> set[str]:
         ("giải đua bồ câu của xã", set(), {"racing"}),
         ("lễ hội đua thuyền trên hồ", set(), {"racing"}),
         ("ko bik lam cccd o dau", {"id_card", "question"}, set()),
+        # a child in danger, and what only looks like one
+        ("nha ben canh nhot thang be 6t ngoai chuong cho tu sang", {"child_danger"}, set()),
+        ("ông dượng hay sờ soạng bé lúc mẹ bé đi làm", {"child_danger"}, set()),
+        ("con trai tôi 8 tuổi đi chơi từ trưa tới 7h tối chưa về", {"child_danger"}, set()),
+        ("em bé 3 tuổi bị bắt cóc ở cổng trường", {"child_danger", "minor"}, set()),
+        ("muốn đưa con đi cai nghiện nhưng sợ con bị bắt", set(), {"child_danger"}),
+        ("bé trai 4 tuổi đi lạc, đang ngồi ở sạp em", {"minor"}, {"child_danger"}),
+        ("con chó nhà em bị bắt trộm", set(), {"child_danger"}),
+        ("con trai 19 tuổi hút đá", set(), {"minor"}),
+        # something that may explode; a storm, but not prices or a heart
+        ("gói hàng lạ trước cổng ủy ban, có dây điện lòi ra ngoài", {"suspicious_device"}, set()),
+        ("bơm xe ở đâu gần đây, đi bơm xăng", set(), {"suspicious_device"}),
+        ("bão lớn ở Phú Yên, nhà ngoại mất liên lạc", {"fire_flood"}, set()),
+        ("bão giá xăng dầu, chợ gì cũng đắt", set(), {"fire_flood"}),
+        ("cho em hỏi bao nhiêu tiền", set(), {"fire_flood"}),
     ],
 )
 def test_cues_and_traps(text: str, present: set[str], absent: set[str]):
@@ -75,11 +90,14 @@ def test_diacritics_nfd_and_zero_width_give_the_same_decision(model: TriageModel
         ("cảm ơn các anh nhiều ạ 🙏", "other", "low"),
         ("xe tải chở quá tải làm hỏng đường liên thôn", "traffic", None),
         ("karaoke hàng xóm hát tới 1h sáng đêm nào cũng vậy", "public_order", None),
+        # emergencies whatever the time words say: a child in danger, a possible bomb
+        ("ông dượng hay sờ soạng bé gái 9 tuổi nhà bên lúc mẹ bé đi làm", "crime", "emergency"),
+        ("có gói hàng lạ trước cổng ủy ban xã từ sáng, có dây điện lòi ra", None, "emergency"),
     ],
 )
-def test_typical_messages(model: TriageModel, text: str, category: str, urgency: str | None):
+def test_typical_messages(model: TriageModel, text: str, category: str | None, urgency: str | None):
     p = model.predict(text)
-    assert p.category == category, p
+    assert category is None or p.category == category, p
     if urgency:
         assert p.urgency == urgency, p
     assert p.explanation.startswith("Phân loại:")

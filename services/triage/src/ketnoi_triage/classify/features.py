@@ -186,17 +186,38 @@ CUES: Final[tuple[Cue, ...]] = (
         "fire_flood",
         r"chay nha|dam chay|hoa hoan|chay rung|lua boc|ngap|lu (len|quet|ong)|"
         r"sat lo|duoi nuoc|no binh gas|xi gas|(a|the|on) fire|fire (in|on|at)|flood(ing)?|"
-        r"landslide|song cuon|drown(ing)?",
+        r"landslide|song cuon|drown(ing)?|"
+        # a storm ("bão" folds to "bao", as "bao nhiêu" and "báo" do: only as a storm)
+        r"con bao|bao (lon|so [0-9]+|manh|quet|do bo)|sieu bao|ap thap nhiet doi|loc xoay|"
+        r"storm|typhoon",
         "urgency:emergency",
         "thiên tai, hỏa hoạn (gọi 114)",
-        unless=r"phong chay|chua chay|binh chua chay",
+        unless=r"phong chay|chua chay|binh chua chay|bao gia|con bao long",
     ),
     _c(
         "child_danger",
-        r"(be|chau|con|em be|tre) .{0,20}(bi bat|mat tich|bi dua di|bi nhot|"
-        r"bi xam hai|bi danh)",
+        # taken, not arrested: "bé bị bắt cóc", not "sợ con bị bắt"
+        r"(be|chau|con|em be|tre) .{0,20}(bi bat (coc|di|mang di)|mat tich|bi dua di|bi nhot|"
+        r"bi xam hai|bi danh)|"
+        # locked up, chained, abused: "nhốt thằng bé", "sờ soạng bé"
+        r"(nhot|xich|troi|bo doi|hanh ha|so soang|sam so|xam hai|dam o) .{0,15}"
+        r"(thang be|con be|dua be|em be|be (trai|gai)|chau be|dua (nho|tre)|tre em|be)|"
+        # a young child not back: "con trai tôi 8 tuổi ... chưa về", "bé ... không thấy đâu"
+        # (not "đi lạc": a lost child already found and safe is written so)
+        r"(thang be|con be|dua be|em be|be (trai|gai)|chau be|dua (nho|tre)|"
+        r"con (trai|gai) (toi|em|minh)) .{0,80}(chua (ve|thay)|khong thay (dau|dau ca)|"
+        r"tim khap|lac mat|mat tich)",
         "urgency:emergency",
         "trẻ em gặp nguy hiểm",
+    ),
+    _c(
+        "suspicious_device",
+        r"nghi (la )?(bom|min|chat no|vat no|thuoc no)|qua bom|bom (min|tu che)|"
+        r"(goi|hop|tui|thung|kien|vat)( hang| do)? (la|kha nghi|vo chu) .{0,80}"
+        r"(day dien|tich tac|bom)|day dien (loi|thong|thoi) ra|tieng tich tac|"
+        r"suspicious (package|device|bag|parcel)",
+        "urgency:emergency",
+        "vật khả nghi, có thể gây nổ",
     ),
     _c(
         "tonight",
@@ -221,7 +242,7 @@ CUES: Final[tuple[Cue, ...]] = (
     ),
     _c(
         "minor",
-        r"(be|chau|con|em|dua nho|hoc sinh) .{0,25}(1[0-7]|[2-9]) tuoi|"
+        r"(be|chau|con|em|dua nho|hoc sinh) .{0,25}(?<![0-9])(1[0-7]|[2-9]) tuoi|"
         r"(1[0-7]|[2-9]) tuoi|tre (em|nho)|hoc sinh|mam non",
         "context:minor",
         "có trẻ em",

@@ -70,6 +70,7 @@ DANGER: Final = frozenset(
         "weapon_drawn",
         "armed",
         "child_danger",
+        "suspicious_device",
         "minor",
         "blood",
         "help",
@@ -78,6 +79,10 @@ DANGER: Final = frozenset(
         "drunk",
     }
 )
+
+#: Emergencies whatever the time words say (TAXONOMY.md: "a child in danger"): a child in
+#: danger, named as a child; a package or object that may explode.
+SELF_EVIDENT: Final = (frozenset({"child_danger", "minor"}), frozenset({"suspicious_device"}))
 
 
 def corpus_path() -> Path:
@@ -244,7 +249,9 @@ class TriageModel:
                 urgency = "emergency"
             cues = match_cues(prep)
             names = {c.name for c, _ in cues}
-            if names & IMMINENT and names & DANGER and category != "admin":
+            if category != "admin" and (
+                (names & IMMINENT and names & DANGER) or any(c <= names for c in SELF_EVIDENT)
+            ):
                 urgency = "emergency"
             out.append(
                 Prediction(
