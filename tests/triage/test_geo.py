@@ -123,6 +123,10 @@ def test_load_is_cached() -> None:
         # a one-letter prefix after a hamlet's number ("10h" is an hour, "thôn 2 x." is not)
         ("cam dao phay chui nhau, thon 2 x.Quang Hoa", "Xã Quảng Hòa", None),
         ("luc 10h o thon 4 x. Truong Xuan", "Xã Trường Xuân", None),
+        ("ghi de truoc cong cho Nam Ban, ngay nao cung dong", "Xã Nam Ban Lâm Hà", None),
+        # a comma ends the name: "Cát Tiên, 2 người" is not Cát Tiên 2
+        ("lũ ngập cầu tràn ở xã Cát Tiên, 2 người bị cuốn trôi", "Xã Cát Tiên", None),
+        ("cầu tràn ở xã Cát Tiên 2 bị ngập", "Xã Cát Tiên 2", None),
         # a former town or district name standing for the commune that holds its centre
         ("Di Linh", "Xã Di Linh", None),
         ("huyện Bảo Lâm", "Xã Bảo Lâm 1", "Huyện Bảo Lâm"),
@@ -183,6 +187,8 @@ def test_accepts_already_normalised_text(gaz: Gazetteer) -> None:
         ("I lost my passport near the night market in Da Lat", "Phường Xuân Hương - Đà Lạt"),
         # not the former province of Hòa Bình
         ("mấy đứa nhỏ xin tiền ở khu Hòa Bình Đà Lạt", "Phường Xuân Hương - Đà Lạt"),
+        ("e o tro gan dh da lat, chieu nay mat laptop", "Phường Lâm Viên - Đà Lạt"),
+        ("homestay ở khu Trại Mát tối nào cũng có party", "Phường Xuân Trường - Đà Lạt"),
         # a ward the message names outright wins over a landmark it is near
         ("nhà em ở phường 8, gần chợ Đà Lạt", "Phường Lâm Viên - Đà Lạt"),
     ],
@@ -271,6 +277,7 @@ def test_split_old_commune_lists_the_other_unit(gaz: Gazetteer) -> None:
         ("công ty ở Cầu Giấy, Hà Nội lừa em 120 triệu, em ở Lâm Đồng", "01", "district"),
         ("ong moi gioi o Bien Hoa (Dong Nai) lay cua e 150tr", "75", "district"),
         ("chuyen ve Can Tho song", "92", "province"),
+        ("toi bi lua o bien hoa", "75", "district"),  # plain, but after "ở"
         ("phường 1 quận 3", HCM, "ward"),
         ("quận 9", HCM, "district"),
     ],
@@ -347,6 +354,9 @@ def test_no_commune_named(gaz: Gazetteer, text: str) -> None:
         "Đêm qua nhà em bị mất xe Wave để trong sân, cổng có khóa",
         "con toi bi danh gay 1 cai rang",  # a tooth, not Cái Răng in Cần Thơ
         "5p nua em toi",
+        # ordinary words typed plainly, not a commune in Yên Bái or a district in Thái Bình
+        "truong tieu hoc xa minh bao gio nhan ho so lop 1",
+        "nha toi bi trom bo dem qua, vu thu 3 trong xom",
     ],
 )
 def test_ordinary_sentences_name_no_place(gaz: Gazetteer, text: str) -> None:

@@ -72,12 +72,18 @@ LANDMARKS: Final[dict[str, tuple[str, ...]]] = {
         "Valley of Love",
         "vườn hoa thành phố Đà Lạt",
         "vườn hoa Đà Lạt",
-        # (not the university: "sinh viên đại học Đà Lạt" says who, not where)
+        # the university as a place one is near ("sinh viên đại học Đà Lạt" says who, not
+        # where)
+        "gần đại học Đà Lạt",
+        "gần trường đại học Đà Lạt",
+        "gần ĐH Đà Lạt",
+        "gần ĐH Dalat",
         # Phường 12
         "hồ Than Thở",
     ),
     _XUAN_TRUONG: (
         # Phường 11
+        "Trại Mát",
         "chùa Linh Phước",
         "chùa Ve Chai",
     ),

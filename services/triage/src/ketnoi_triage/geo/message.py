@@ -41,6 +41,7 @@ class Message:
 
     __slots__ = (
         "_accented_mode",
+        "_breaks",
         "_context",
         "_hits",
         "_lower",
@@ -63,6 +64,7 @@ class Message:
         self._lower: list[str] | bool | None = False
         self._accented_mode: bool | None = None
         self._context: _Context | None = None
+        self._breaks: bool | None = None
 
     # -- context ---------------------------------------------------------------------------
 
@@ -277,6 +279,31 @@ class Message:
         return 0.0
 
     # -- text ------------------------------------------------------------------------------
+
+    def casual(self, start: int, end: int) -> bool:
+        """Whether tokens start..end are typed plainly: no diacritics and no capitals, as
+        ordinary words are ("vu thu 3" for "vụ thứ 3")."""
+        if not self.plain(start, end):
+            return False
+        written = self.original_span(start, end)
+        return written is not None and written == written.lower()
+
+    def broken(self, start: int, end: int) -> bool:
+        """Whether a name ending in a number took it from the next clause ("xã Cát Tiên, 2
+        người" is Cát Tiên, not Cát Tiên 2): punctuation before the number."""
+        if end - start < 2 or not self.toks[end - 1].isdigit() or not self._has_breaks():
+            return False
+        spans = self._token_spans(end)
+        if spans is None:
+            return False
+        gap = self.norm.folded[spans[end - 2][1] : spans[end - 1][0]]
+        return any(c in gap for c in ",;!?.")
+
+    def _has_breaks(self) -> bool:
+        if self._breaks is None:
+            folded = self.norm.folded
+            self._breaks = any(c in folded for c in ",;!?.")
+        return self._breaks
 
     def original_span(self, start: int, end: int) -> str | None:
         """Tokens start..end as written in the original text; in the normalised text when

@@ -18,7 +18,13 @@ from ketnoi_shared.text import NormalizedText
 from .index import KIND_CUR, KIND_OLDD, KIND_OLDW, KIND_PROV, Entry, NameIndex
 from .message import Hit, Message
 from .tokens import tokenize
-from .vocabulary import CLASS_DISTRICT, CLASS_PROVINCE, CLASS_WARD, WEAK_PLAIN_PREFIXES
+from .vocabulary import (
+    CLASS_DISTRICT,
+    CLASS_PROVINCE,
+    CLASS_WARD,
+    LOCATIVE_WORDS,
+    WEAK_PLAIN_PREFIXES,
+)
 
 __all__ = ["Candidate", "resolve", "scan"]
 
@@ -183,6 +189,8 @@ def _score(
     start, end, _entries, prefix, _pstart = hit
     kind = entry.kind
     outside = entry.province != province_code
+    if msg.broken(start, end):
+        return None
     if prefix is not None:
         base = _prefixed_base(msg, hit, entry)
         if base is None:
@@ -198,14 +206,26 @@ def _score(
     if prefix is None:
         if not _bare_ok(msg, hit, entry, supported, outside):
             return None
-    elif kind <= KIND_OLDW and outside and end - start == 1 and not entry.numeric and not support:
-        return None  # "P. Vôi", "xa Tu": one syllable is too weak for a far-away commune
+    elif outside and not support and _too_weak_for_far_away(msg, hit, entry):
+        return None
     if not msg.accent_ok(entry.accented, start, end, lenient=prefix is not None):
         return None
     score = base + support + (_FULL_NAME if entry.full else 0.0)
     if old_marker:
         score += _OLD_MARKER if kind != KIND_CUR else -2 * _OLD_MARKER
     return score, span_end
+
+
+def _too_weak_for_far_away(msg: Message, hit: Hit, entry: Entry) -> bool:
+    """Whether a prefixed name elsewhere in the country, with no district or province to
+    support it, has too little to go on: one syllable ("P. Vôi", "xa Tu"), or a weak prefix
+    with the name typed plainly ("xa minh bao gio" is "far … when", not a commune in Yên
+    Bái)."""
+    start, end, _entries, prefix, pstart = hit
+    assert prefix is not None
+    if entry.kind <= KIND_OLDW and end - start == 1 and not entry.numeric:
+        return True
+    return prefix.tokens[0] in WEAK_PLAIN_PREFIXES and msg.casual(pstart, end)
 
 
 def _may_fit(msg: Message, hit: Hit, entry: Entry, old_marker: bool, province_code: str) -> bool:
@@ -260,6 +280,8 @@ def _bare_ok(msg: Message, hit: Hit, entry: Entry, supported: bool, outside: boo
         return True
     if entry.kind <= KIND_OLDW and outside:
         return False  # a commune elsewhere needs its district or province named too
+    if outside and not msg.word_is(start - 1, LOCATIVE_WORDS) and msg.casual(start, end):
+        return False  # "vu thu 3", "gay 1 cai rang": words typed plainly, not a far district
     if entry.needs_support or (entry.common and msg.plain(start, end)):
         return msg.locative_title(start, end)
     return True

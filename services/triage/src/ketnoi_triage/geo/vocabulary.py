@@ -151,8 +151,9 @@ LOCATIVE_WORDS: Final = _words("ở*", "tại*", "khu*", "chợ", "gần*", "kcn
 LOCATIVE_PAIRS: Final[tuple[tuple[WordSet, WordSet], ...]] = (
     (_words("ngã*"), _words("tư* ba* năm* sáu* bảy* 3* 4* 5* 6* 7*")),
     (_words("công*"), _words("nghiệp*")),
-    # "o cho Nam Ban": after "ở"/"tại"/"gần", "cho" typed without diacritics is "chợ".
-    (_words("ở* tại* gần*"), _words("chợ*")),
+    # "o cho Nam Ban", "cong cho Nam Ban": after "ở"/"tại"/"gần"/"cổng", a plain "cho" is
+    # "chợ".
+    (_words("ở* tại* gần* cổng*"), _words("chợ*")),
 )
 # "thôn 4 Lộc An", "tổ 12 B'Lao": a hamlet number is followed by its commune's name.
 HAMLET_WORDS: Final = _words("thôn* ấp* tổ* xóm* khu* kp* tdp* buôn* bon* bản đội*")
