@@ -50,6 +50,7 @@ def cue_names(text: str) -> set[str]:
         ("bé trai 4 tuổi đi lạc, đang ngồi ở sạp em", {"minor"}, {"child_danger"}),
         ("con chó nhà em bị bắt trộm", set(), {"child_danger"}),
         ("con trai 19 tuổi hút đá", set(), {"minor"}),
+        ("ông ấy ném đá vỡ đầu ba tôi, khâu 6 mũi", {"blood"}, set()),
         # something that may explode; a storm, but not prices or a heart
         ("gói hàng lạ trước cổng ủy ban, có dây điện lòi ra ngoài", {"suspicious_device"}, set()),
         ("bơm xe ở đâu gần đây, đi bơm xăng", set(), {"suspicious_device"}),

@@ -171,7 +171,8 @@ CUES: Final[tuple[Cue, ...]] = (
     _c(
         "blood",
         r"mau (chay|me|nhieu|lenh lang)|chay mau|bat tinh|nguoi chet|tu vong|bi dam|"
-        r"bi chem|nguy kich|ngat xiu|khong tho|unconscious|bleeding",
+        r"bi chem|nguy kich|ngat xiu|khong tho|unconscious|bleeding|"
+        r"(vo|be|toac) dau|khau [0-9]+ mui",
         "urgency:emergency",
         "có người bị thương nặng",
     ),
