@@ -278,6 +278,8 @@ def test_split_old_commune_lists_the_other_unit(gaz: Gazetteer) -> None:
         ("ong moi gioi o Bien Hoa (Dong Nai) lay cua e 150tr", "75", "district"),
         ("chuyen ve Can Tho song", "92", "province"),
         ("toi bi lua o bien hoa", "75", "district"),  # plain, but after "ở"
+        ("kẹt xe trên cao tốc đoạn qua Xuân Lộc, đứng yên 40 phút", "75", "district"),
+        ("xe rau xuống chợ đầu mối Long Khánh bị bảo kê", "75", "district"),
         ("phường 1 quận 3", HCM, "ward"),
         ("quận 9", HCM, "district"),
     ],

@@ -154,6 +154,10 @@ LOCATIVE_PAIRS: Final[tuple[tuple[WordSet, WordSet], ...]] = (
     # "o cho Nam Ban", "cong cho Nam Ban": after "ở"/"tại"/"gần"/"cổng", a plain "cho" is
     # "chợ".
     (_words("ở* tại* gần* cổng*"), _words("chợ*")),
+    # a road passing a place ("QL20 đoạn qua Xuân Lộc"), a wholesale market ("chợ đầu mối
+    # Long Khánh")
+    (_words("đoạn*"), _words("qua*")),
+    (_words("đầu*"), _words("mối*")),
 )
 # "thôn 4 Lộc An", "tổ 12 B'Lao": a hamlet number is followed by its commune's name.
 HAMLET_WORDS: Final = _words("thôn* ấp* tổ* xóm* khu* kp* tdp* buôn* bon* bản đội*")
