@@ -41,7 +41,6 @@ class Message:
 
     __slots__ = (
         "_accented_mode",
-        "_breaks",
         "_context",
         "_hits",
         "_lower",
@@ -64,7 +63,6 @@ class Message:
         self._lower: list[str] | bool | None = False
         self._accented_mode: bool | None = None
         self._context: _Context | None = None
-        self._breaks: bool | None = None
 
     # -- context ---------------------------------------------------------------------------
 
@@ -177,7 +175,7 @@ class Message:
             len(prefix.tokens[0]) == 1
             and pstart > 0
             and toks[pstart - 1].isdigit()
-            and f"{toks[pstart - 1]}{toks[pstart]}" in self.norm.folded
+            and not self._gap_before(pstart)  # glued (or not found), as in "10h"
         ):
             return False
         if prefix.accented is None or self.norm.lower == self.norm.folded:
@@ -239,16 +237,18 @@ class Message:
             start >= 2 and self.toks[start - 1].isdigit() and self.word_is(start - 2, HAMLET_WORDS)
         )
 
+    def after_locative(self, start: int) -> bool:
+        """Whether token ``start`` comes right after "ở"/"tại" or a landmark head ("chợ",
+        "ngã tư", "đoạn qua"…, see :data:`LOCATIVE_WORDS` and :data:`LOCATIVE_PAIRS`)."""
+        return self.word_is(start - 1, LOCATIVE_WORDS) or any(
+            self.word_is(start - 2, first) and self.word_is(start - 1, second)
+            for first, second in LOCATIVE_PAIRS
+        )
+
     def locative_title(self, start: int, end: int) -> bool:
         """ "ở Phú Quý", "chợ Nam Ban", "ngã tư Phú Long": a capitalised name right after
         "ở"/"tại" or a landmark is a place."""
-        if not (
-            self.word_is(start - 1, LOCATIVE_WORDS)
-            or any(
-                self.word_is(start - 2, first) and self.word_is(start - 1, second)
-                for first, second in LOCATIVE_PAIRS
-            )
-        ):
+        if not self.after_locative(start):
             return False
         written = self.original_span(start, end)
         words = tokenize(written) if written else []
@@ -291,19 +291,16 @@ class Message:
     def broken(self, start: int, end: int) -> bool:
         """Whether a name ending in a number took it from the next clause ("xã Cát Tiên, 2
         người" is Cát Tiên, not Cát Tiên 2): punctuation before the number."""
-        if end - start < 2 or not self.toks[end - 1].isdigit() or not self._has_breaks():
+        if end - start < 2 or not self.toks[end - 1].isdigit():
             return False
-        spans = self._token_spans(end)
-        if spans is None:
-            return False
-        gap = self.norm.folded[spans[end - 2][1] : spans[end - 1][0]]
-        return any(c in gap for c in ",;!?.")
+        gap = self._gap_before(end - 1)
+        return gap is not None and any(c in gap for c in ",;!?.")
 
-    def _has_breaks(self) -> bool:
-        if self._breaks is None:
-            folded = self.norm.folded
-            self._breaks = any(c in folded for c in ",;!?.")
-        return self._breaks
+    def _gap_before(self, i: int) -> str | None:
+        """What is written between token i - 1 and token i ("" when they are glued, as in
+        "10h"); None when the tokens cannot be found in the text."""
+        spans = self._token_spans(i + 1)
+        return None if spans is None else self.norm.folded[spans[i - 1][1] : spans[i][0]]
 
     def original_span(self, start: int, end: int) -> str | None:
         """Tokens start..end as written in the original text; in the normalised text when

@@ -22,7 +22,6 @@ from .vocabulary import (
     CLASS_DISTRICT,
     CLASS_PROVINCE,
     CLASS_WARD,
-    LOCATIVE_WORDS,
     WEAK_PLAIN_PREFIXES,
 )
 
@@ -280,7 +279,7 @@ def _bare_ok(msg: Message, hit: Hit, entry: Entry, supported: bool, outside: boo
         return True
     if entry.kind <= KIND_OLDW and outside:
         return False  # a commune elsewhere needs its district or province named too
-    if outside and not msg.word_is(start - 1, LOCATIVE_WORDS) and msg.casual(start, end):
+    if outside and not msg.after_locative(start) and msg.casual(start, end):
         return False  # "vu thu 3", "gay 1 cai rang": words typed plainly, not a far district
     if entry.needs_support or (entry.common and msg.plain(start, end)):
         return msg.locative_title(start, end)
