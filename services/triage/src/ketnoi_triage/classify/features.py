@@ -146,6 +146,10 @@ class Cue:
     window: int = 40
 
 
+#: A young child, named as one: "thằng bé", "bé gái", "đứa nhỏ".
+_CHILD: Final = r"thang be|con be|dua be|em be|be (trai|gai)|chau be|dua (nho|tre)"
+
+
 def _c(name: str, pattern: str, label: str, vi: str, unless: str | None = None) -> Cue:
     return Cue(name, pattern, label, vi, unless)
 
@@ -201,13 +205,12 @@ CUES: Final[tuple[Cue, ...]] = (
         r"(be|chau|con|em be|tre) .{0,20}(bi bat (coc|di|mang di)|mat tich|bi dua di|bi nhot|"
         r"bi xam hai|bi danh)|"
         # locked up, chained, abused: "nhốt thằng bé", "sờ soạng bé"
-        r"(nhot|xich|troi|bo doi|hanh ha|so soang|sam so|xam hai|dam o) .{0,15}"
-        r"(thang be|con be|dua be|em be|be (trai|gai)|chau be|dua (nho|tre)|tre em|be)|"
+        rf"(nhot|xich|troi|bo doi|hanh ha|so soang|sam so|xam hai|dam o) .{{0,15}}"
+        rf"({_CHILD}|tre em|be)|"
         # a young child not back: "con trai tôi 8 tuổi ... chưa về", "bé ... không thấy đâu"
         # (not "đi lạc": a lost child already found and safe is written so)
-        r"(thang be|con be|dua be|em be|be (trai|gai)|chau be|dua (nho|tre)|"
-        r"con (trai|gai) (toi|em|minh)) .{0,80}(chua (ve|thay)|khong thay (dau|dau ca)|"
-        r"tim khap|lac mat|mat tich)",
+        rf"({_CHILD}|con (trai|gai) (toi|em|minh)) .{{0,80}}(chua (ve|thay)|"
+        r"khong thay (dau|dau ca)|tim khap|lac mat|mat tich)",
         "urgency:emergency",
         "trẻ em gặp nguy hiểm",
     ),
