@@ -80,9 +80,16 @@ async def test_broker_down_spools_and_drains_exactly_once(
             assert ready["checks"] == {"broker": False, "spool": True}
             assert ready["status"] == "ready", "the spool still takes writes"
 
-            # The broker comes back empty on the same port; the relay drains the spool.
+            # The broker comes back empty on the same port, its topics are created, and the
+            # relay drains the spool. The relay is held back until the topics exist: a write
+            # the embedded Tansu acknowledged while they were being created was then missing
+            # from the topic (1 run in 10 under CPU load) — a broker losing an acknowledged
+            # write, which the reconciler covers in production, not what this test is about.
+            assert svc.relay is not None
+            await svc.relay.stop()
             broker = await asyncio.to_thread(restart_on, broker.port)
             await ensure_topics(broker.bootstrap, all_topics())
+            await svc.relay.start()
             for _ in range(300):
                 if (
                     await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
