@@ -83,7 +83,7 @@ async def test_broker_down_spools_and_drains_exactly_once(
             # The broker comes back empty on the same port, its topics are created, and the
             # relay drains the spool. The relay is held back until the topics exist: a write
             # the embedded Tansu acknowledged while they were being created was then missing
-            # from the topic (1 run in 10 under CPU load) — a broker losing an acknowledged
+            # from the topic (4 runs in 30 under CPU load) — a broker losing an acknowledged
             # write, which the reconciler covers in production, not what this test is about.
             assert svc.relay is not None
             await svc.relay.stop()
